@@ -1,0 +1,334 @@
+/**
+ * The x86-64 CPU: architectural state and the execution loop.
+ *
+ * Execution decodes guest code once into blocks of instructions (each carrying a
+ * pre-selected handler) cached by physical address and code size, shared by
+ * every CPU on the same memory (DESIGN §3.2). Blocks end at control transfers,
+ * at instructions that change the mode or need the owner, and at page ends.
+ * Handlers of control transfers set RIP; for all others the loop does.
+ */
+import { PhysMemory } from '../memory/phys-memory.js';
+import './ops/index.js';
+import { BlockCache, type Block, decodeBlock } from './block.js';
+import { ABORT, CpuAbort, CpuFault } from './fault.js';
+import { FOp, materializeFlags } from './flags.js';
+import type { CpuHost } from './host.js';
+import { deliverEvent, EventKind } from './interrupts.js';
+import { Mmu } from './mmu.js';
+import { ATTR_DB, ATTR_L, ATTR_P, ATTR_S } from './segment-cache.js';
+import { CR0_ET, CR0_PE, CS, EFER_LMA, IF, RF, TR, LDTR } from './regs.js';
+import type { Insn } from './insn.js';
+
+export const enum CpuRunState { Running = 0, Halted = 1, WaitForSipi = 2, Shutdown = 3 }
+
+/** Iterations a REP string instruction runs before giving the loop a chance to stop. */
+export const REP_CHUNK = 4096;
+
+export class Cpu {
+  readonly mem: PhysMemory;
+  host: CpuHost;
+  readonly mmu: Mmu;
+  private readonly blocks: BlockCache;
+
+  // General-purpose registers as int32 halves (DESIGN §3.1).
+  readonly rlo = new Int32Array(16);
+  readonly rhi = new Int32Array(16);
+  ripLo = 0xfff0;
+  ripHi = 0;
+  /** RFLAGS; the arithmetic bits are only valid while fOp is FOp.None (see flags.ts). */
+  flags = 2;
+  fOp: FOp = FOp.None;
+  fSize = 4;
+  fA = 0; fAHi = 0; fB = 0; fBHi = 0; fRes = 0; fResHi = 0;
+  /** Scratch: high half of a 64-bit value returned by a helper. */
+  tHi = 0;
+
+  // Segment registers and their descriptor caches (ES CS SS DS FS GS LDTR TR).
+  readonly segSel = new Int32Array(8);
+  readonly segBaseLo = new Int32Array(8);
+  readonly segBaseHi = new Int32Array(8);
+  /** Limit in bytes, as uint32 in an int32 (compare with >>> 0). */
+  readonly segLimit = new Int32Array(8);
+  readonly segAttr = new Int32Array(8);
+  gdtrBaseLo = 0; gdtrBaseHi = 0; gdtrLimit = 0xffff;
+  idtrBaseLo = 0; idtrBaseHi = 0; idtrLimit = 0xffff;
+
+  cr0 = 0x60000010;
+  cr2Lo = 0; cr2Hi = 0;
+  cr3Lo = 0; cr3Hi = 0;
+  cr4 = 0;
+  efer = 0;
+  xcr0 = 1;
+  readonly drLo = new Int32Array(8);
+  readonly drHi = new Int32Array(8);
+
+  // MSRs the CPU owns.
+  starLo = 0; starHi = 0;
+  lstarLo = 0; lstarHi = 0;
+  cstarLo = 0; cstarHi = 0;
+  fmask = 0;
+  kernelGsBaseLo = 0; kernelGsBaseHi = 0;
+  sysenterCs = 0;
+  sysenterEspLo = 0; sysenterEspHi = 0;
+  sysenterEipLo = 0; sysenterEipHi = 0;
+  patLo = 0x00070406; patHi = 0x00070406;
+  tscAux = 0;
+
+  // SSE and x87 state (x87 only as far as FXSAVE/FXRSTOR round-trips it).
+  readonly xmm = new Int32Array(64);
+  mxcsr = 0x1f80;
+  readonly fpuImage = new Uint8Array(512);
+
+  // Mode, derived from CR0.PE, EFER.LMA and the CS cache.
+  cpl = 0;
+  /** 16, 32 or 64: the default operand/address size of code. */
+  codeSize = 16;
+
+  // Execution state.
+  runState = CpuRunState.Running;
+  /** Interrupts are inhibited until after the next instruction (STI, MOV SS, POP SS). */
+  shadow = false;
+  nmiPending = false;
+  nmiBlocked = false;
+  /** Set by the owner when an external interrupt may be pending. */
+  intrCheck = false;
+  /** Set by a handler to end the current block after the current instruction. */
+  brk = false;
+  /** Set by requestStop(): run() returns at the next instruction boundary. */
+  private stopRequested = false;
+  /** Instructions retired (a REP iteration counts as one). */
+  icount = 0;
+  /** Instruction being executed, for faults and the owner (length, bytes). */
+  cur: Insn | null = null;
+  /** Recently executed block start addresses, for diagnoses (ring buffer of linear lo/hi). */
+  readonly recentLo = new Int32Array(16);
+  readonly recentHi = new Int32Array(16);
+  recentPos = 0;
+  /** Nesting of exception delivery, for double and triple faults. */
+  deliveryDepth = 0;
+  /** Vector being delivered when a nested fault occurs (-1 none). */
+  deliveringVector = -1;
+  /**
+   * Exception intercept (like a VMX exception bitmap): when set and it returns
+   * true for a fault raised by an instruction, the fault is not delivered to the
+   * guest; RIP stays on the instruction and run() returns.
+   */
+  exceptionIntercept: ((vector: number, errorCode: number) => boolean) | null = null;
+
+  constructor(mem: PhysMemory, host: CpuHost) {
+    this.mem = mem;
+    this.host = host;
+    this.mmu = new Mmu(this);
+    this.blocks = BlockCache.for(mem);
+    this.reset();
+  }
+
+  /** Power-on/INIT state (SDM vol. 3 table 10-1), in real mode at F000:FFF0. */
+  reset(): void {
+    this.rlo.fill(0); this.rhi.fill(0);
+    this.rlo[2] = 0x600; // EDX: family/model/stepping signature
+    this.flags = 2; this.fOp = FOp.None;
+    this.cr0 = 0x60000010; this.cr2Lo = this.cr2Hi = 0; this.cr3Lo = this.cr3Hi = 0; this.cr4 = 0;
+    this.efer = 0; this.xcr0 = 1;
+    this.drLo.fill(0); this.drHi.fill(0);
+    this.drLo[6] = 0xffff0ff0 | 0; this.drLo[7] = 0x400;
+    for (let s = 0; s < 6; s++) this.loadRealSegment(s, 0);
+    this.loadRealSegment(CS, 0xf000);
+    this.segBaseLo[CS] = 0xffff0000 | 0;
+    this.segSel[LDTR] = 0; this.segBaseLo[LDTR] = 0; this.segLimit[LDTR] = 0xffff; this.segAttr[LDTR] = 0x82;
+    this.segSel[TR] = 0; this.segBaseLo[TR] = 0; this.segLimit[TR] = 0xffff; this.segAttr[TR] = 0x8b;
+    this.gdtrBaseLo = this.gdtrBaseHi = 0; this.gdtrLimit = 0xffff;
+    this.idtrBaseLo = this.idtrBaseHi = 0; this.idtrLimit = 0xffff;
+    this.ripLo = 0xfff0; this.ripHi = 0;
+    this.xmm.fill(0); this.mxcsr = 0x1f80; this.fpuImage.fill(0);
+    this.fpuImage[0] = 0x7f; this.fpuImage[1] = 0x03; // FCW 0x037F
+    this.shadow = false; this.nmiPending = false; this.nmiBlocked = false;
+    this.runState = CpuRunState.Running;
+    this.deliveryDepth = 0; this.deliveringVector = -1;
+    this.updateMode();
+    this.mmu.flushAll();
+  }
+
+  /** Loads a segment register the real-mode way: base = selector << 4, 64 KiB limit. */
+  loadRealSegment(seg: number, sel: number): void {
+    this.segSel[seg] = sel & 0xffff;
+    this.segBaseLo[seg] = (sel & 0xffff) << 4;
+    this.segBaseHi[seg] = 0;
+    this.segLimit[seg] = 0xffff;
+    this.segAttr[seg] = ATTR_P | ATTR_S | (seg === CS ? 0xb : 0x3);
+  }
+
+  /** Recomputes CPL-independent mode facts after CR0, EFER or CS changes. */
+  updateMode(): void {
+    if (!(this.cr0 & CR0_PE)) {
+      this.codeSize = 16;
+      this.cpl = 0;
+    } else if ((this.efer & EFER_LMA) && (this.segAttr[CS] & ATTR_L)) {
+      this.codeSize = 64;
+    } else {
+      this.codeSize = (this.segAttr[CS] & ATTR_DB) ? 32 : 16;
+    }
+    this.cr0 |= CR0_ET;
+  }
+
+  get longMode(): boolean { return (this.efer & EFER_LMA) !== 0; }
+
+  /** RFLAGS as a number (low 32 bits; the high half is always zero). */
+  getRflags(): number { return materializeFlags(this); }
+  setRflags(v: number): void {
+    this.flags = (v & 0x3f7fd5) | 2;
+    this.fOp = FOp.None;
+  }
+
+  /** Abandon the current instruction (RIP stays on it); see host.ts. */
+  abortInstruction(): never { throw ABORT; }
+  /** End run() after the current instruction. */
+  requestStop(): void { this.stopRequested = true; this.brk = true; }
+
+  /** Bytes of the current instruction (for the owner at a fault or exit). */
+  currentInsnBytes(): Uint8Array {
+    return this.cur ? this.cur.bytes : new Uint8Array(0);
+  }
+
+  /** Drops decoded code for a physical page (the owner wrote it behind our back). */
+  invalidateCode(pfn: number): void { this.blocks.invalidatePage(pfn); }
+
+  /**
+   * Runs up to `budget` instructions. Returns the number retired. Stops early when
+   * the CPU halts, shuts down, waits for SIPI, or the owner requests a stop or aborts.
+   */
+  run(budget: number): number {
+    const start = this.icount;
+    const limit = start + budget;
+    this.stopRequested = false;
+    while (this.icount < limit && !this.stopRequested) {
+      if (this.runState !== CpuRunState.Running) {
+        if (this.runState !== CpuRunState.Halted || !this.wakeFromHalt()) break;
+      }
+      if ((this.intrCheck || this.nmiPending) && !this.shadow) this.checkInterrupts();
+      if (this.runState !== CpuRunState.Running) continue;
+      this.step(limit);
+    }
+    this.cur = null;
+    return this.icount - start;
+  }
+
+  /** Executes one block (or one instruction while an interrupt shadow is active). */
+  private step(limit: number): void {
+    let blk: Block;
+    try {
+      blk = this.fetchBlock();
+    } catch (e) {
+      this.handleThrow(e, null);
+      return;
+    }
+    const insns = blk.insns;
+    let n = insns.length;
+    if (this.shadow) n = 1;
+    if (n > limit - this.icount) n = Math.max(1, limit - this.icount);
+    let k = 0;
+    let ins: Insn = insns[0];
+    this.brk = false;
+    try {
+      for (; k < n; k++) {
+        ins = insns[k];
+        this.cur = ins;
+        ins.exec(this, ins);
+        if (this.brk) break;
+      }
+    } catch (e) {
+      this.icount += k;
+      this.handleThrow(e, ins);
+      return;
+    }
+    if (k === n) k = n - 1;
+    this.icount += k + 1;
+    if (!ins.flow) { this.ripLo = ins.nextLo; this.ripHi = ins.nextHi; }
+    // The shadow covers exactly one instruction; one set by this instruction stays.
+    if (this.shadow && !ins.setsShadow) this.shadow = false;
+  }
+
+  private handleThrow(e: unknown, ins: Insn | null): void {
+    if (ins !== null) { this.ripLo = ins.lo; this.ripHi = ins.hi; }
+    if (e instanceof CpuFault) {
+      this.shadow = false;
+      if (this.exceptionIntercept !== null && this.exceptionIntercept(e.vector, e.errorCode)) {
+        this.stopRequested = true;
+        return;
+      }
+      deliverEvent(this, EventKind.Exception, e.vector, e.hasError, e.errorCode);
+      return;
+    }
+    if (e instanceof CpuAbort) {
+      this.stopRequested = true;
+      return;
+    }
+    throw e;
+  }
+
+  private fetchBlock(): Block {
+    const pos = this.recentPos = (this.recentPos + 1) & 15;
+    this.recentLo[pos] = this.ripLo; this.recentHi[pos] = this.ripHi;
+    const long = this.codeSize === 64;
+    const lin = long ? this.ripLo : (this.segBaseLo[CS] + this.ripLo) | 0;
+    const linHi = long ? this.ripHi : 0;
+    const phys = this.mmu.translateFetch(lin, linHi);
+    const blk = this.blocks.lookup(phys, this.codeSize, this.ripLo, this.ripHi);
+    if (blk !== undefined && (blk.page2Lin === -1 || this.mmu.translateFetch(blk.page2Lin, blk.page2LinHi) === blk.page2Phys)) {
+      return blk;
+    }
+    const nb = decodeBlock(this, phys, lin, linHi);
+    this.blocks.insert(nb);
+    return nb;
+  }
+
+  // ---- events ----
+
+  /** A halted CPU resumes when an interrupt or NMI can be taken. */
+  private wakeFromHalt(): boolean {
+    if (this.nmiPending) { this.runState = CpuRunState.Running; return true; }
+    if (this.intrCheck && (this.flags & IF) && this.host.pendingInterrupt() >= 0) {
+      this.runState = CpuRunState.Running;
+      return true;
+    }
+    return false;
+  }
+
+  private checkInterrupts(): void {
+    if (this.nmiPending && !this.nmiBlocked) {
+      this.nmiPending = false;
+      this.runState = CpuRunState.Running;
+      deliverEvent(this, EventKind.Nmi, 2, false, 0);
+      return;
+    }
+    if (!this.intrCheck || !(this.flags & IF)) return;
+    const v = this.host.pendingInterrupt();
+    if (v < 0) { this.intrCheck = false; return; }
+    this.host.acknowledgeInterrupt(v);
+    this.runState = CpuRunState.Running;
+    deliverEvent(this, EventKind.External, v, false, 0);
+  }
+
+  /** Owner API: raise an NMI. */
+  injectNmi(): void { this.nmiPending = true; this.brk = true; }
+  /** Owner API: deliver an exception now (as if raised by the instruction at RIP). */
+  injectException(vector: number, errorCode?: number): void {
+    deliverEvent(this, EventKind.Exception, vector, errorCode !== undefined, errorCode ?? 0);
+  }
+
+  /** Startup IPI: real mode at vector << 12 (SDM 10.4.4). */
+  startup(vector: number): void {
+    this.reset();
+    this.loadRealSegment(CS, (vector & 0xff) << 8);
+    this.ripLo = 0; this.ripHi = 0;
+  }
+
+  /** INIT: reset and wait for a SIPI. */
+  init(): void {
+    this.reset();
+    this.runState = CpuRunState.WaitForSipi;
+  }
+
+  /** Clears the RF flag after a successful instruction (RF suppresses only one breakpoint). */
+  clearRf(): void { this.flags &= ~RF; }
+}

@@ -1,0 +1,96 @@
+/**
+ * What the x86 CPU asks of its owner (the kvm layer's Vcpu, or a test).
+ *
+ * The CPU decides nothing above the architecture: port and MMIO accesses,
+ * CPUID leaves, MSRs it does not own, VMCALL/VMMCALL, HLT, accesses denied by
+ * owner-supplied page permissions and triple faults all go to the owner.
+ *
+ * Any callback may call `cpu.abortInstruction()` (which throws) to abandon the
+ * current instruction: RIP stays on it and nothing after the callback happens,
+ * so the owner can leave its run loop and later re-execute the instruction
+ * (this is how exits that need an answer, such as IN or an MMIO read, work).
+ * Callbacks may call `cpu.requestStop()` to end the run after the current
+ * instruction completes (exits that need no answer, such as OUT).
+ */
+
+/** Access kinds, as bits (also used in page permissions). */
+export const ACCESS_READ = 1;
+export const ACCESS_WRITE = 2;
+export const ACCESS_EXEC = 4;
+export const ACCESS_RWX = 7;
+
+/** Why a physical access happened; lets the owner tell guest accesses from CPU-internal ones. */
+export const enum AccessOrigin {
+  /** An ordinary data access or instruction fetch of the executing instruction. */
+  Guest = 0,
+  /** A paging-structure read or accessed/dirty update during a page walk. */
+  PageWalk = 1,
+  /** A descriptor-table or TSS access made by the CPU itself (IDT/GDT/TSS). */
+  System = 2,
+}
+
+/** A physical access that owner page permissions denied (or that hit no RAM and no MMIO handler). */
+export interface MemFaultInfo {
+  /** Guest physical address of the access (first byte that faulted). */
+  gpa: number;
+  /** Guest linear address, or -1 if the access had none (page walk of a non-leaf). */
+  gvaLo: number;
+  gvaHi: number;
+  gvaValid: boolean;
+  /** ACCESS_READ, ACCESS_WRITE or ACCESS_EXEC. */
+  access: number;
+  origin: AccessOrigin;
+  /** Length of the faulting instruction and its bytes (always known). */
+  insnLength: number;
+  insnBytes: Uint8Array;
+}
+
+export interface CpuHost {
+  /** IN: returns the value (size 1, 2 or 4 bytes). */
+  ioRead(port: number, size: number): number;
+  /** OUT. */
+  ioWrite(port: number, size: number, value: number): void;
+
+  /** Read of a physical address that is not RAM (size 1, 2, 4 or 8; 8 returns low word, high in `cpu.hostHi`). */
+  mmioRead(gpa: number, size: number): number;
+  /** Write to a physical address that is not RAM; for size 8 `hi` holds bits 63:32. */
+  mmioWrite(gpa: number, size: number, lo: number, hi: number): void;
+
+  /**
+   * Page permissions (ACCESS_* bits allowed) for a guest physical page frame,
+   * consulted whenever a translation is cached for fast access and on every
+   * slow-path access; the owner calls `cpu.permissionsChanged()` after changing them.
+   * Return ACCESS_RWX for unrestricted pages.
+   */
+  pagePermissions(pfn: number): number;
+  /** An access was denied by pagePermissions(). The owner must abort the instruction or inject an exception. */
+  memFault(info: MemFaultInfo): void;
+
+  /** CPUID: write EAX, EBX, ECX, EDX into out[0..3]. */
+  cpuid(leaf: number, subleaf: number, out: Int32Array): void;
+  /** RDMSR of an MSR the CPU does not own: return true and set out[0]=lo, out[1]=hi, or false for #GP. */
+  rdmsr(index: number, out: Int32Array): boolean;
+  /** WRMSR of an MSR the CPU does not own: false raises #GP. */
+  wrmsr(index: number, lo: number, hi: number): boolean;
+
+  /** VMCALL (Intel) or VMMCALL (AMD). RIP points after the instruction when this is called. */
+  hypercall(isVmmcall: boolean): void;
+  /** HLT executed (RIP already past it; the CPU is now halted until an interrupt). */
+  halt(): void;
+  /** Triple fault or other shutdown condition. The CPU stops. */
+  shutdown(reason: string): void;
+
+  /**
+   * Interrupt controller: highest deliverable external interrupt vector, or -1.
+   * Consulted only while `cpu.intrCheck` is set (the owner sets it when something may be pending).
+   */
+  pendingInterrupt(): number;
+  /** The CPU is taking `vector` (from pendingInterrupt) now: move it to in-service. */
+  acknowledgeInterrupt(vector: number): void;
+  /** CR8 (TPR) read/write in 64-bit mode; value is bits 3:0. */
+  readCr8(): number;
+  writeCr8(value: number): void;
+
+  /** Guest time stamp counter as lo/hi written to out[0], out[1]. */
+  readTsc(out: Int32Array): void;
+}

@@ -1,0 +1,172 @@
+/**
+ * Shifts and rotates (group 2: ROL ROR RCL RCR SHL SHR SAL SAR), SHLD, SHRD.
+ * Flags per SDM vol. 2: a count of 0 changes nothing; OF is defined for count 1
+ * and computed by the same rule otherwise (undefined there); AF is left clear.
+ */
+import type { Cpu } from '../cpu.js';
+import { materializeFlags, PARITY, setArithFlags } from '../flags.js';
+import type { Handler } from '../insn.js';
+import { def } from '../opcode-table.js';
+import { readMem, readRegOp, writeMem, getReg, setReg } from '../operands.js';
+import { CF, OF, RCX, SF, ZF } from '../regs.js';
+
+function toBig(lo: number, hi: number, sz: number): bigint {
+  if (sz === 8) return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  return BigInt(lo >>> 0) & ((1n << BigInt(sz * 8)) - 1n);
+}
+
+/** Result flags SF ZF PF from a value of `bits` width. */
+function szp(r: bigint, bits: number): number {
+  return (r === 0n ? ZF : 0) | (((r >> BigInt(bits - 1)) & 1n) ? SF : 0) | PARITY[Number(r & 0xffn)];
+}
+
+/**
+ * Computes op(value, count) for a shift/rotate. `count` is already masked.
+ * Returns the result and sets flags. Generic over widths via BigInt: clear over clever.
+ */
+function shiftOp(c: Cpu, op: number, v: bigint, count: number, sz: number): bigint {
+  const bits = sz * 8;
+  const B = BigInt(bits);
+  const mask = (1n << B) - 1n;
+  const msb = (x: bigint) => (x >> (B - 1n)) & 1n;
+  const old = materializeFlags(c);
+  let r: bigint, cf: bigint, of: bigint;
+  switch (op) {
+    case 0: { // ROL
+      const n = BigInt(count % bits);
+      r = ((v << n) | (v >> ((B - n) % B))) & mask;
+      if (n === 0n) r = v;
+      cf = r & 1n; of = msb(r) ^ cf;
+      c.flags = (old & ~(CF | OF)) | (cf ? CF : 0) | (of ? OF : 0);
+      return r;
+    }
+    case 1: { // ROR
+      const n = BigInt(count % bits);
+      r = n === 0n ? v : ((v >> n) | (v << (B - n))) & mask;
+      cf = msb(r); of = msb(r) ^ ((r >> (B - 2n)) & 1n);
+      c.flags = (old & ~(CF | OF)) | (cf ? CF : 0) | (of ? OF : 0);
+      return r;
+    }
+    case 2: { // RCL
+      const n = count % (bits + 1);
+      let x = v, carry = BigInt(old & CF);
+      for (let k = 0; k < n; k++) { const out = msb(x); x = ((x << 1n) | carry) & mask; carry = out; }
+      of = msb(x) ^ carry;
+      c.flags = (old & ~(CF | OF)) | (carry ? CF : 0) | (of ? OF : 0);
+      return x;
+    }
+    case 3: { // RCR
+      const n = count % (bits + 1);
+      let x = v, carry = BigInt(old & CF);
+      of = msb(v) ^ carry;
+      for (let k = 0; k < n; k++) { const out = x & 1n; x = (x >> 1n) | (carry << (B - 1n)); carry = out; }
+      c.flags = (old & ~(CF | OF)) | (carry ? CF : 0) | (of ? OF : 0);
+      return x;
+    }
+    case 4: case 6: { // SHL/SAL
+      const n = BigInt(count);
+      r = (v << n) & mask;
+      cf = n <= B ? (v >> (B - n)) & 1n : 0n;
+      of = msb(r) ^ cf;
+      break;
+    }
+    case 5: { // SHR
+      const n = BigInt(count);
+      r = v >> n;
+      cf = (v >> (n - 1n)) & 1n;
+      of = msb(v);
+      break;
+    }
+    default: { // SAR
+      const n = BigInt(count);
+      const sv = BigInt.asIntN(bits, v);
+      r = BigInt.asUintN(bits, sv >> n);
+      cf = n > B ? (sv < 0n ? 1n : 0n) : (sv >> (n - 1n)) & 1n;
+      of = 0n;
+      break;
+    }
+  }
+  setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | szp(r, bits));
+  return r;
+}
+
+/** Fast 32-bit SHL/SHR/SAR for the common case; returns undefined to fall back. */
+function shift32(c: Cpu, op: number, v: number, n: number): number | undefined {
+  if (n === 0) return v;
+  let r: number, cf: number, of: number;
+  if (op === 4 || op === 6) { r = v << n; cf = (v >>> (32 - n)) & 1; of = (r >>> 31) ^ cf; }
+  else if (op === 5) { r = v >>> n; cf = (v >>> (n - 1)) & 1; of = v >>> 31; r |= 0; }
+  else if (op === 7) { r = v >> n; cf = (v >> (n - 1)) & 1; of = 0; }
+  else return undefined;
+  setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | (r === 0 ? ZF : 0) | (r < 0 ? SF : 0) | PARITY[r & 0xff]);
+  return r;
+}
+
+function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
+  return (c, i) => {
+    const sz = i.osz, op = i.ext;
+    let count = countSrc === 'one' ? 1 : countSrc === 'cl' ? c.rlo[RCX] & 0xff : i.imm & 0xff;
+    count &= sz === 8 ? 0x3f : 0x1f;
+    let lo: number, hi = 0, memLo = 0, memHi = 0;
+    if (i.rm >= 0) { lo = getReg(c, sz === 1 ? i.rm8 : i.rm, sz); hi = c.tHi; }
+    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
+    if (count === 0) return; // no flags, no write (a memory operand was still read)
+    let rLo: number, rHi = 0;
+    const fast = sz === 4 ? shift32(c, op, lo, count) : undefined;
+    if (fast !== undefined) rLo = fast;
+    else {
+      const r = shiftOp(c, op, toBig(lo, hi, sz), count, sz);
+      rLo = Number(r & 0xffffffffn) | 0; rHi = Number((r >> 32n) & 0xffffffffn) | 0;
+    }
+    if (i.rm >= 0) setReg(c, sz === 1 ? i.rm8 : i.rm, sz, rLo, rHi);
+    else writeMem(c, memLo, memHi, sz, rLo, rHi);
+  };
+}
+
+const NAMES = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'sal', 'sar'];
+for (let op = 0; op < 8; op++) {
+  const name = NAMES[op];
+  def(`C0/${op}`, { name, byte: true, imm: 'ib', exec: group2('imm') });
+  def(`C1/${op}`, { name, imm: 'ib', exec: group2('imm') });
+  def(`D0/${op}`, { name, byte: true, exec: group2('one') });
+  def(`D1/${op}`, { name, exec: group2('one') });
+  def(`D2/${op}`, { name, byte: true, exec: group2('cl') });
+  def(`D3/${op}`, { name, exec: group2('cl') });
+}
+
+/** SHLD/SHRD r/m, reg, count (SDM: count masked to 5/6 bits; 16-bit counts > 16 undefined). */
+function doubleShift(left: boolean, countSrc: 'cl' | 'imm'): Handler {
+  return (c, i) => {
+    const sz = i.osz, bits = sz * 8, B = BigInt(bits);
+    let count = (countSrc === 'cl' ? c.rlo[RCX] : i.imm) & (sz === 8 ? 0x3f : 0x1f);
+    let lo: number, hi = 0, memLo = 0, memHi = 0;
+    if (i.rm >= 0) { lo = getReg(c, i.rm, sz); hi = c.tHi; }
+    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
+    if (count === 0) return;
+    const src = toBig(readRegOp(c, i), c.tHi, sz);
+    const dst = toBig(lo, hi, sz);
+    const mask = (1n << B) - 1n;
+    const n = BigInt(count);
+    let r: bigint, cf: bigint;
+    if (left) {
+      const wide = (dst << B) | src; // dst:src
+      r = ((wide << n) >> B) & mask;
+      cf = (dst >> (B - n)) & 1n;
+      if (n > B) cf = (src >> (2n * B - n)) & 1n;
+    } else {
+      const wide = (src << B) | dst; // src:dst
+      r = (wide >> n) & mask;
+      cf = (dst >> (n - 1n)) & 1n;
+      if (n > B) cf = (src >> (n - 1n - B)) & 1n;
+    }
+    const of = ((r ^ dst) >> (B - 1n)) & 1n;
+    setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | szp(r, bits));
+    const rLo = Number(r & 0xffffffffn) | 0, rHi = Number((r >> 32n) & 0xffffffffn) | 0;
+    if (i.rm >= 0) setReg(c, i.rm, sz, rLo, rHi);
+    else writeMem(c, memLo, memHi, sz, rLo, rHi);
+  };
+}
+def('0F A4', { name: 'shld', modrm: true, imm: 'ib', exec: doubleShift(true, 'imm') });
+def('0F A5', { name: 'shld', modrm: true, exec: doubleShift(true, 'cl') });
+def('0F AC', { name: 'shrd', modrm: true, imm: 'ib', exec: doubleShift(false, 'imm') });
+def('0F AD', { name: 'shrd', modrm: true, exec: doubleShift(false, 'cl') });
