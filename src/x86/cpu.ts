@@ -96,6 +96,8 @@ export class Cpu {
   brk = false;
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;
+  /** PAUSE ends run() (like PAUSE-loop exiting), so a spinning vCPU yields. */
+  pauseExits = false;
   /** Instructions retired (a REP iteration counts as one). */
   icount = 0;
   /** Instruction being executed, for faults and the owner (length, bytes). */

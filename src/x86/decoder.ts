@@ -113,7 +113,7 @@ export function decode(src: ByteSource, codeSize: number, lo: number, hi: number
         i.rm = (modrm & 7) | ((rex & 1) << 3);
         i.rm8 = byteReg(i.rm, rex);
       } else {
-        k = decodeMem(i, src, k, modrm, codeSize, rex, seg, next);
+        decodeMem(i, modrm, codeSize, rex, seg, next);
       }
     }
     // Immediates.
@@ -190,9 +190,8 @@ function finish(i: Insn, src: ByteSource, len: number, codeSize: number): void {
   }
 }
 
-/** ModRM memory operand: SIB, displacement, default segment. Returns the new offset. */
-function decodeMem(i: Insn, src: ByteSource, k: number, modrm: number, codeSize: number, rex: number, seg: number,
-  next: () => number): number {
+/** ModRM memory operand: SIB, displacement, default segment. */
+function decodeMem(i: Insn, modrm: number, codeSize: number, rex: number, seg: number, next: () => number): void {
   const mod = modrm >> 6, rm = modrm & 7;
   let defSeg = DS;
   if (i.asz === 2) {
@@ -223,7 +222,6 @@ function decodeMem(i: Insn, src: ByteSource, k: number, modrm: number, codeSize:
   }
   i.seg = seg >= 0 ? seg : defSeg;
   i.ea = chooseEa(i, codeSize);
-  return k;
 }
 
 /** Skips a ModRM memory operand's SIB/displacement for an undefined opcode (length only). */

@@ -134,7 +134,8 @@ def('87', { name: 'xchg', modrm: true, lockable: true, exec: xchgRm });
 def('90+r', {
   name: 'xchg',
   bind: (i) => {
-    if (i.reg === 0) { i.name = i.rep === 1 ? 'pause' : 'nop'; return () => {}; }
+    if (i.reg === 0 && i.rep === 1) { i.name = 'pause'; return pause; }
+    if (i.reg === 0) { i.name = 'nop'; return () => {}; }
     return (c, ii) => {
       const a = getReg(c, RAX, ii.osz), aHi = c.tHi;
       const b = getReg(c, ii.reg, ii.osz), bHi = c.tHi;
@@ -142,6 +143,9 @@ def('90+r', {
     };
   },
 });
+
+/** PAUSE: a spin-wait hint; with pause exits on, it ends the run so other vCPUs progress. */
+const pause: Handler = (c) => { if (c.pauseExits) c.requestStop(); };
 
 // ---- BSWAP ----
 def('0F C8+r', {

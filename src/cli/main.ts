@@ -1,0 +1,62 @@
+/**
+ * The vsmvisor command. Exit status: the value the guest wrote to the
+ * isa-debug-exit port (0 = success); 2 for bad command-line input or a bad
+ * image; 3 when the guest shut down (triple fault) or hung; 4 when a limit
+ * (--max-insns, --timeout) stopped it. Diagnoses are one line on stderr.
+ */
+import { readFileSync, writeSync, openSync, closeSync } from 'node:fs';
+import { parseArgs, USAGE, UsageError, type RunOptions } from './args.js';
+import { ImageError } from '../vmm/loader/elf.js';
+import { Machine } from '../vmm/machine.js';
+import { IoBusError } from '../vmm/io-bus.js';
+
+export const EXIT_USAGE = 2, EXIT_SHUTDOWN = 3, EXIT_LIMIT = 4;
+
+function readInput(path: string, what: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? e);
+    throw new UsageError(`cannot read ${what} '${path}': ${why}.`);
+  }
+}
+
+function runGuest(o: RunOptions): number {
+  if (o.trace !== undefined) throw new UsageError('--trace is not implemented yet.');
+  const image = readInput(o.image, 'image');
+  const modules = o.initrd.map((p) => ({ data: readInput(p, 'initrd'), string: p }));
+  let fd = 1;
+  if (o.serial !== undefined) {
+    try { fd = openSync(o.serial, 'w'); } catch (e) { throw new UsageError(`cannot open serial output file '${o.serial}': ${(e as Error).message}.`); }
+  }
+  const machine = new Machine({
+    image, imagePath: o.image, smp: o.smp, memory: o.memory, append: o.append, modules,
+    maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
+    serial: (b) => { writeSync(fd, b); },
+  });
+  const r = machine.run();
+  if (fd !== 1) closeSync(fd);
+  switch (r.kind) {
+    case 'exit': return r.code & 0xff;
+    case 'shutdown': process.stderr.write(`vsmvisor: guest shut down (${r.why}); ${r.detail}\n`); return EXIT_SHUTDOWN;
+    case 'hang': process.stderr.write(`vsmvisor: guest hung (${r.why}); ${r.detail}\n`); return EXIT_SHUTDOWN;
+    case 'budget': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
+    case 'timeout': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
+  }
+}
+
+export function main(argv: readonly string[]): number {
+  try {
+    const cmd = parseArgs(argv);
+    if (cmd.kind === 'help') { process.stdout.write(USAGE + '\n'); return 0; }
+    if (cmd.kind === 'version') { process.stdout.write('vsmvisor 0.1.0\n'); return 0; }
+    return runGuest(cmd.options);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof IoBusError) {
+      process.stderr.write(`vsmvisor: ${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * A virtual CPU as KVM presents it: `run()` executes guest code until an exit
+ * the VMM must handle (port I/O, MMIO outside in-kernel devices, HLT, shutdown)
+ * or until the instruction budget is used up. The local APIC, CPUID, the TSC
+ * and the MSRs below the VMM live here, "in the kernel".
+ *
+ * Exits that need an answer (IN, MMIO reads) abandon the instruction; the VMM
+ * calls completeIo()/completeMmio() and the next run() re-executes it, this time
+ * answered from the completion (KVM's complete_userspace_io).
+ */
+import { Cpu, CpuRunState } from '../x86/cpu.js';
+import { fault } from '../x86/fault.js';
+import { ACCESS_RWX, type CpuHost, type MemFaultInfo } from '../x86/host.js';
+import { MSR_APIC_BASE, MSR_TSC, UD } from '../x86/regs.js';
+import { findCpuid, type CpuidEntry } from './cpuid.js';
+import type { VcpuExit } from './exits.js';
+import { LocalApic } from './lapic.js';
+import type { Vm } from './vm.js';
+
+const MSR_TSC_DEADLINE = 0x6e0;
+const PREEMPTED: VcpuExit = { reason: 'preempted' };
+const HLT: VcpuExit = { reason: 'hlt' };
+
+export class Vcpu implements CpuHost {
+  readonly id: number;
+  readonly vm: Vm;
+  readonly cpu: Cpu;
+  readonly apic: LocalApic;
+  private cpuidEntries: readonly CpuidEntry[] = [];
+  private exit: VcpuExit | null = null;
+  /** Answer for the IN or MMIO read the last exit asked for. */
+  private completion: { kind: 'io' | 'mmio'; addr: number; size: number; value: number; hi: number } | null = null;
+  /** icount at the start of the current scheduling round (for guest time). */
+  private roundIcount = 0;
+  private tscOffset = 0;
+
+  constructor(vm: Vm, id: number, isBsp: boolean) {
+    this.vm = vm;
+    this.id = id;
+    this.cpu = new Cpu(vm.mem, this);
+    this.apic = new LocalApic({
+      id, isBsp, bus: vm,
+      clock: { nowNs: () => this.nowNs(), tscHz: vm.clock.tscHz, readTsc: () => this.tsc() },
+      physAddrBits: 40,
+    });
+    this.apic.onPending = () => { this.cpu.intrCheck = true; };
+  }
+
+  /** KVM_SET_CPUID2. */
+  setCpuid(entries: readonly CpuidEntry[]): void { this.cpuidEntries = [...entries]; }
+
+  /** Guest time of this vCPU in ns. */
+  nowNs(): number {
+    return this.vm.clock.roundStartNs + (this.cpu.icount - this.roundIcount) * this.vm.clock.nsPerInsn;
+  }
+  private tsc(): number { return this.vm.clock.tscAt(this.nowNs()) + this.tscOffset; }
+
+  /** Called by the scheduler at the start of each round. */
+  startRound(): void { this.roundIcount = this.cpu.icount; }
+
+  /** Whether the vCPU can make progress now (it is not halted or waiting, or an event woke it). */
+  get runnable(): boolean {
+    const c = this.cpu;
+    if (this.apic.initPending || this.apic.nmiPending) return true;
+    switch (c.runState) {
+      case CpuRunState.Running: return true;
+      case CpuRunState.Halted: return (c.flags & 0x200) !== 0 && this.apic.pendingVector() >= 0;
+      case CpuRunState.WaitForSipi: return this.apic.sipiVector >= 0;
+      default: return false;
+    }
+  }
+
+  /** KVM_RUN: runs at most `budget` instructions. */
+  run(budget: number): VcpuExit {
+    this.exit = null;
+    this.apic.tick();
+    this.takeApicEvents();
+    const c = this.cpu;
+    if (c.runState === CpuRunState.WaitForSipi) return HLT;
+    if (c.runState === CpuRunState.Shutdown) return { reason: 'shutdown', why: 'the vCPU is shut down' };
+    if (this.apic.pendingVector() >= 0) c.intrCheck = true;
+    c.run(budget);
+    if (this.exit !== null) return this.exit;
+    switch (c.runState as CpuRunState) {
+      case CpuRunState.Halted: return HLT;
+      case CpuRunState.Shutdown: return { reason: 'shutdown', why: 'the vCPU is shut down' };
+      default: return PREEMPTED;
+    }
+  }
+
+  /** INIT, SIPI and NMI recorded by the APIC take effect at the next run. */
+  private takeApicEvents(): void {
+    const a = this.apic, c = this.cpu;
+    if (a.initPending) {
+      a.initPending = false;
+      a.sipiVector = -1;
+      // INIT resets the APIC and the CPU, which then waits for a SIPI (SDM 8.4.1).
+      a.reset();
+      c.init();
+    }
+    if (a.sipiVector >= 0) {
+      if (c.runState === CpuRunState.WaitForSipi) c.startup(a.sipiVector);
+      a.sipiVector = -1;
+    }
+    if (a.nmiPending) { a.nmiPending = false; c.injectNmi(); }
+  }
+
+  /** Answer to an 'io' exit with direction 'in'. */
+  completeIo(value: number): void {
+    if (this.pendingIn === null) throw new Error('completeIo: no IN exit is pending');
+    this.completion = { kind: 'io', addr: this.pendingIn.port, size: this.pendingIn.size, value, hi: 0 };
+    this.pendingIn = null;
+  }
+  /** Answer to an 'mmio' read exit. */
+  completeMmio(value: bigint): void {
+    if (this.pendingMmio === null) throw new Error('completeMmio: no MMIO read exit is pending');
+    this.completion = {
+      kind: 'mmio', addr: this.pendingMmio.gpa, size: this.pendingMmio.size,
+      value: Number(value & 0xffffffffn) | 0, hi: Number((value >> 32n) & 0xffffffffn) | 0,
+    };
+    this.pendingMmio = null;
+  }
+  private pendingIn: { port: number; size: number } | null = null;
+  private pendingMmio: { gpa: number; size: number } | null = null;
+
+  private takeCompletion(kind: 'io' | 'mmio', addr: number, size: number): { value: number; hi: number } | null {
+    const p = this.completion;
+    if (p !== null && p.kind === kind && p.addr === addr && p.size === size) { this.completion = null; return p; }
+    return null;
+  }
+
+  // ---- CpuHost ----
+
+  ioRead(port: number, size: number): number {
+    const done = this.takeCompletion('io', port, size);
+    if (done !== null) return done.value;
+    this.pendingIn = { port, size };
+    this.exit = { reason: 'io', direction: 'in', port, size, value: 0 };
+    return this.cpu.abortInstruction();
+  }
+  ioWrite(port: number, size: number, value: number): void {
+    this.exit = { reason: 'io', direction: 'out', port, size, value };
+    this.cpu.requestStop();
+  }
+
+  mmioRead(gpa: number, size: number): number {
+    if (this.apic.mode === 'xapic' && this.apic.ownsMmio(gpa)) {
+      const v = this.apic.mmioRead(gpa & 0xfff);
+      return size >= 4 ? v : v & (size === 1 ? 0xff : 0xffff);
+    }
+    const done = this.takeCompletion('mmio', gpa, size);
+    if (done !== null) { this.cpu.tHi = done.hi; return done.value; }
+    this.pendingMmio = { gpa, size };
+    this.exit = { reason: 'mmio', isWrite: false, gpa, size, value: 0n };
+    return this.cpu.abortInstruction();
+  }
+  mmioWrite(gpa: number, size: number, lo: number, hi: number): void {
+    if (this.apic.mode === 'xapic' && this.apic.ownsMmio(gpa)) {
+      this.apic.mmioWrite(gpa & 0xfff, lo >>> 0);
+      this.cpu.intrCheck = true;
+      return;
+    }
+    const value = size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
+    this.exit = { reason: 'mmio', isWrite: true, gpa, size, value };
+    this.cpu.requestStop();
+  }
+
+  pagePermissions(): number { return ACCESS_RWX; }
+  memFault(_info: MemFaultInfo): void { this.cpu.abortInstruction(); }
+
+  cpuid(leaf: number, subleaf: number, out: Int32Array): void {
+    let e = findCpuid(this.cpuidEntries, leaf, subleaf);
+    if (e === undefined) {
+      // Intel: leaves above the maximum return the highest basic leaf's data.
+      const max = findCpuid(this.cpuidEntries, leaf >= 0x80000000 ? 0x80000000 : 0, 0);
+      if (max !== undefined && leaf > (max.eax >>> 0)) e = findCpuid(this.cpuidEntries, findCpuid(this.cpuidEntries, 0, 0)?.eax ?? 0, subleaf);
+    }
+    out[0] = e?.eax ?? 0; out[1] = e?.ebx ?? 0; out[2] = e?.ecx ?? 0; out[3] = e?.edx ?? 0;
+    if (leaf === 1) {
+      // Dynamic bits, as KVM updates them: initial APIC ID, APIC enabled, OSXSAVE.
+      out[1] = (out[1] & 0x00ffffff) | ((this.id & 0xff) << 24);
+      if (this.apic.mode === 'disabled') out[3] &= ~(1 << 9);
+      if (this.cpu.cr4 & (1 << 18)) out[2] |= 1 << 27; else out[2] &= ~(1 << 27);
+    } else if (leaf === 0xb) {
+      out[3] = this.id;
+    }
+  }
+
+  rdmsr(index: number, out: Int32Array): boolean {
+    let v: bigint | undefined;
+    if (index === MSR_APIC_BASE) v = this.apic.readApicBase();
+    else if (index >= 0x800 && index <= 0x8ff) v = this.apic.rdmsr(index);
+    else if (index === MSR_TSC_DEADLINE) v = this.apic.readTscDeadline();
+    else if (index === MSR_TSC) v = BigInt(this.tsc());
+    if (v === undefined) return false;
+    out[0] = Number(v & 0xffffffffn) | 0; out[1] = Number((v >> 32n) & 0xffffffffn) | 0;
+    return true;
+  }
+  wrmsr(index: number, lo: number, hi: number): boolean {
+    const v = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    let ok = false;
+    if (index === MSR_APIC_BASE) ok = this.apic.writeApicBase(v);
+    else if (index >= 0x800 && index <= 0x8ff) ok = this.apic.wrmsr(index, v);
+    else if (index === MSR_TSC_DEADLINE) { this.apic.writeTscDeadline(v); ok = true; }
+    else if (index === MSR_TSC) { this.tscOffset = Number(v) - this.vm.clock.tscAt(this.nowNs()); ok = true; }
+    this.cpu.intrCheck = true;
+    return ok;
+  }
+
+  hypercall(): void {
+    // No hypercall interface is enabled yet: VMCALL/VMMCALL raise #UD, as on hardware without one.
+    fault(UD);
+  }
+  halt(): void {}
+  shutdown(reason: string): void { this.exit = { reason: 'shutdown', why: reason }; }
+
+  pendingInterrupt(): number { return this.apic.pendingVector(); }
+  acknowledgeInterrupt(vector: number): void { this.apic.acknowledge(vector); }
+  readCr8(): number { return this.apic.readCr8(); }
+  writeCr8(value: number): void { this.apic.writeCr8(value); this.cpu.intrCheck = true; }
+  readTsc(out: Int32Array): void {
+    const t = this.tsc();
+    out[0] = t | 0; out[1] = Math.floor(t / 4294967296) | 0;
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * The PC machine: one Vm with N vCPUs, the devices on the I/O bus, a Multiboot
+ * kernel, and the deterministic scheduler that runs every vCPU on one thread
+ * (DESIGN §3.5): fixed instruction quanta in rounds, PAUSE and HLT yield, and
+ * when every vCPU is halted guest time jumps to the next timer.
+ */
+import { GuestClock } from '../kvm/clock.js';
+import type { VcpuExit } from '../kvm/exits.js';
+import type { Vcpu } from '../kvm/vcpu.js';
+import { Vm } from '../kvm/vm.js';
+import { CpuRunState } from '../x86/cpu.js';
+import { enterMultiboot } from './boot.js';
+import { defaultCpuid } from './cpuid.js';
+import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT } from './devices/debug-exit.js';
+import { FwCfg, FW_CFG_PORT_COUNT, FW_CFG_SELECTOR_PORT } from './devices/fw-cfg.js';
+import { Pic8259, PIC_MASTER_BASE, PIC_PORT_COUNT, PIC_SLAVE_BASE } from './devices/pic.js';
+import { COM1_BASE, Uart16550, UART_PORT_COUNT } from './devices/uart16550.js';
+import { IoBus, type PioSize } from './io-bus.js';
+import { loadMultiboot, type MultibootModule } from './loader/multiboot.js';
+import { describeVcpu } from './diagnose.js';
+
+export interface MachineOptions {
+  image: Uint8Array;
+  imagePath: string;
+  smp: number;
+  memory: number;
+  append?: string;
+  modules?: MultibootModule[];
+  /** Stop after this many instructions in total (all vCPUs). */
+  maxInsns?: number;
+  /** Stop after this much host time. */
+  timeoutSeconds?: number;
+  /** Serial output bytes. */
+  serial: (bytes: Uint8Array) => void;
+  /** Instructions per vCPU per scheduling round. */
+  quantum?: number;
+  clock?: GuestClock;
+}
+
+export type MachineResult =
+  | { kind: 'exit'; code: number }
+  | { kind: 'shutdown'; vcpu: number; why: string; detail: string }
+  | { kind: 'hang'; why: string; detail: string }
+  | { kind: 'budget'; detail: string }
+  | { kind: 'timeout'; detail: string };
+
+export class Machine {
+  readonly vm: Vm;
+  readonly io = new IoBus();
+  readonly vcpus: Vcpu[] = [];
+  private readonly opts: MachineOptions;
+  private readonly quantum: number;
+  private exitCode: number | null = null;
+  private serialBuf: number[] = [];
+  /** Total instructions retired by all vCPUs. */
+  totalInsns = 0;
+
+  constructor(opts: MachineOptions) {
+    this.opts = opts;
+    this.quantum = opts.quantum ?? 20_000;
+    this.vm = new Vm({ memorySize: opts.memory, clock: opts.clock });
+    const boot = loadMultiboot(this.vm.mem, opts.image, { imagePath: opts.imagePath, append: opts.append, modules: opts.modules });
+    const cpuid = defaultCpuid(opts.smp);
+    for (let k = 0; k < opts.smp; k++) {
+      const v = this.vm.createVcpu(k);
+      v.setCpuid(cpuid);
+      v.cpu.pauseExits = true;
+      if (k === 0) enterMultiboot(v.cpu, boot.entry, boot.eax, boot.ebx);
+      else v.cpu.runState = CpuRunState.WaitForSipi;
+      this.vcpus.push(v);
+    }
+    this.io.register(COM1_BASE, UART_PORT_COUNT, new Uart16550((b) => this.serialByte(b)), 'COM1');
+    this.io.register(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT, new DebugExit((v) => { this.exitCode = v; }), 'isa-debug-exit');
+    this.io.register(FW_CFG_SELECTOR_PORT, FW_CFG_PORT_COUNT, new FwCfg({ ramSize: opts.memory, cpuCount: opts.smp, maxCpus: opts.smp }), 'fw_cfg');
+    this.io.register(PIC_MASTER_BASE, PIC_PORT_COUNT, new Pic8259(PIC_MASTER_BASE), 'PIC master');
+    this.io.register(PIC_SLAVE_BASE, PIC_PORT_COUNT, new Pic8259(PIC_SLAVE_BASE), 'PIC slave');
+  }
+
+  private serialByte(b: number): void {
+    this.serialBuf.push(b);
+    if (this.serialBuf.length >= 4096) this.flushSerial();
+  }
+  flushSerial(): void {
+    if (this.serialBuf.length === 0) return;
+    this.opts.serial(Uint8Array.from(this.serialBuf));
+    this.serialBuf = [];
+  }
+
+  /** Runs until the guest exits, shuts down, hangs, or a limit is reached. */
+  run(): MachineResult {
+    const clock = this.vm.clock;
+    const deadline = this.opts.timeoutSeconds !== undefined ? Date.now() + this.opts.timeoutSeconds * 1000 : Infinity;
+    const maxInsns = this.opts.maxInsns ?? Infinity;
+    let rounds = 0;
+    try {
+      for (;;) {
+        let anyRan = false;
+        for (const v of this.vcpus) {
+          v.startRound();
+          v.apic.tick();
+          if (!v.runnable) continue;
+          anyRan = true;
+          const r = this.runVcpu(v);
+          if (r !== null) return r;
+        }
+        if (this.totalInsns >= maxInsns) {
+          return { kind: 'budget', detail: `instruction budget of ${maxInsns} used up; ${this.describe(0)}` };
+        }
+        if (anyRan) {
+          clock.roundStartNs += this.quantum * clock.nsPerInsn;
+        } else {
+          // Every vCPU is halted or waiting: jump to the next timer event, if any.
+          let next = Infinity;
+          for (const v of this.vcpus) next = Math.min(next, v.apic.nextTimerDeadlineNs());
+          if (next === Infinity) {
+            return { kind: 'hang', why: 'every vCPU is halted and no timer is armed', detail: this.describe(0) };
+          }
+          clock.roundStartNs = Math.max(clock.roundStartNs + clock.nsPerInsn, next);
+        }
+        if ((++rounds & 63) === 0) {
+          this.flushSerial();
+          if (Date.now() > deadline) return { kind: 'timeout', detail: `host timeout of ${this.opts.timeoutSeconds} s reached; ${this.describe(0)}` };
+        }
+      }
+    } finally {
+      this.flushSerial();
+    }
+  }
+
+  /** Runs one vCPU for its quantum, handling its exits. Returns a result when the machine stops. */
+  private runVcpu(v: Vcpu): MachineResult | null {
+    let left = this.quantum;
+    while (left > 0) {
+      const before = v.cpu.icount;
+      const exit = v.run(left);
+      const n = v.cpu.icount - before;
+      left -= n;
+      this.totalInsns += n;
+      const stop = this.handleExit(v, exit);
+      if (stop !== undefined) return stop;
+      if (this.exitCode !== null) return { kind: 'exit', code: this.exitCode };
+      if (exit.reason === 'hlt' || exit.reason === 'preempted') break;
+    }
+    return null;
+  }
+
+  private handleExit(v: Vcpu, exit: VcpuExit): MachineResult | undefined {
+    switch (exit.reason) {
+      case 'io':
+        if (exit.direction === 'out') this.io.write(exit.port, exit.size as PioSize, exit.value >>> 0);
+        else v.completeIo(this.io.read(exit.port, exit.size as PioSize));
+        return undefined;
+      case 'mmio':
+        // No MMIO devices beyond the in-kernel APIC: reads return all-ones, writes are dropped.
+        if (!exit.isWrite) v.completeMmio(exit.size === 8 ? 0xffffffffffffffffn : BigInt(2 ** (8 * exit.size) - 1));
+        return undefined;
+      case 'shutdown':
+        return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
+      default:
+        return undefined;
+    }
+  }
+
+  describe(index: number): string { return describeVcpu(this.vcpus[index]); }
+}
