@@ -254,10 +254,6 @@ export class Cpu {
     if (ins !== null) { this.ripLo = ins.lo; this.ripHi = ins.hi; }
     if (e instanceof CpuFault) {
       this.shadow = false;
-      if (this.exceptionIntercept !== null && this.exceptionIntercept(e.vector, e.errorCode)) {
-        this.stopRequested = true;
-        return;
-      }
       deliverEvent(this, EventKind.Exception, e.vector, e.hasError, e.errorCode);
       return;
     }

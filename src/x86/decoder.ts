@@ -109,7 +109,7 @@ export function decode(src: ByteSource, codeSize: number, lo: number, hi: number
       i.ext = (modrm >> 3) & 7;
       i.reg = i.ext | ((rex & 4) << 1);
       i.reg8 = byteReg(i.reg, rex);
-      if (mod === 3) {
+      if (mod === 3 || row.regOnly) {
         i.rm = (modrm & 7) | ((rex & 1) << 3);
         i.rm8 = byteReg(i.rm, rex);
       } else {

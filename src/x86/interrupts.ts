@@ -27,6 +27,12 @@ function isDoubleFault(first: number, second: number): boolean {
 const tmp = new Int32Array(2);
 
 export function deliverEvent(c: Cpu, kind: EventKind, vector: number, hasErr: boolean, err: number): void {
+  // Exceptions and software interrupts the owner intercepts are not delivered (RIP as the event left it).
+  if ((kind === EventKind.Exception || kind === EventKind.Int3 || kind === EventKind.Software) &&
+    c.exceptionIntercept !== null && c.deliveryDepth === 0 && c.exceptionIntercept(vector, err)) {
+    c.requestStop();
+    return;
+  }
   try {
     c.deliveryDepth++;
     deliver(c, kind, vector, hasErr, err);

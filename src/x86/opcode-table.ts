@@ -33,6 +33,8 @@ export interface OpDef {
   shadow?: boolean;
   /** Invalid in 64-bit mode. */
   no64?: boolean;
+  /** ModRM.mod is ignored and r/m always names a register (MOV to/from CR/DR). */
+  regOnly?: boolean;
   /** A LOCK prefix is allowed (with a memory destination). */
   lockable?: boolean;
   /** The handler, or a function choosing one for the decoded instruction. */

@@ -6,7 +6,7 @@
 import type { Cpu } from '../cpu.js';
 import { faultErr, fault } from '../fault.js';
 import { getZF, materializeFlags, setArithFlags, testCond } from '../flags.js';
-import { leaOffset } from '../ea.js';
+import { leaOffset, linear } from '../ea.js';
 import type { Handler } from '../insn.js';
 import { def } from '../opcode-table.js';
 import {
@@ -82,6 +82,18 @@ def('8E', {
     const v = readRm(c, i, 2);
     loadSegment(c, i.ext, v);
     if (i.ext === SS) c.shadow = true;
+  },
+});
+
+// ---- XLAT: AL = [seg:rBX + AL] ----
+def('D7', {
+  name: 'xlatb',
+  exec: (c, i) => {
+    const bx = i.asz === 2 ? c.rlo[RBX] & 0xffff : c.rlo[RBX];
+    const off = i.asz === 2 ? (bx + (c.rlo[RAX] & 0xff)) & 0xffff : (bx + (c.rlo[RAX] & 0xff)) | 0;
+    const offHi = i.asz === 8 ? c.rhi[RBX] + ((bx >>> 0) + (c.rlo[RAX] & 0xff) > 0xffffffff ? 1 : 0) : 0;
+    const a = linear(c, i.seg, off, offHi | 0, i.asz);
+    setReg(c, RAX, 1, c.mmu.read8(a, c.tHi));
   },
 });
 

@@ -110,7 +110,11 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
     let lo: number, hi = 0, memLo = 0, memHi = 0;
     if (i.rm >= 0) { lo = getReg(c, sz === 1 ? i.rm8 : i.rm, sz); hi = c.tHi; }
     else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
-    if (count === 0) return; // no flags, no write (a memory operand was still read)
+    if (count === 0) {
+      // No flags change and memory is not written, but a 32-bit register destination is still zero-extended.
+      if (sz === 4 && i.rm >= 0) c.rhi[i.rm] = 0;
+      return;
+    }
     let rLo: number, rHi = 0;
     const fast = sz === 4 ? shift32(c, op, lo, count) : undefined;
     if (fast !== undefined) rLo = fast;
@@ -142,7 +146,10 @@ function doubleShift(left: boolean, countSrc: 'cl' | 'imm'): Handler {
     let lo: number, hi = 0, memLo = 0, memHi = 0;
     if (i.rm >= 0) { lo = getReg(c, i.rm, sz); hi = c.tHi; }
     else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
-    if (count === 0) return;
+    if (count === 0) {
+      if (sz === 4 && i.rm >= 0) c.rhi[i.rm] = 0;
+      return;
+    }
     const src = toBig(readRegOp(c, i), c.tHi, sz);
     const dst = toBig(lo, hi, sz);
     const mask = (1n << B) - 1n;

@@ -130,10 +130,10 @@ export function writeCr4(c: Cpu, v: number, hi: number): void {
 }
 
 def('0F 20', {
-  name: 'mov', modrm: true, size: 'f64', end: true,
+  name: 'mov', modrm: true, regOnly: true, size: 'f64', end: true,
   exec: (c, i) => {
     requireCpl0(c);
-    const rm = (i.modrm & 7) | ((i.rex & 1) << 3);
+    const rm = i.rm;
     const long = c.codeSize === 64;
     let lo: number, hi = 0;
     switch (i.reg) {
@@ -148,10 +148,10 @@ def('0F 20', {
   },
 });
 def('0F 22', {
-  name: 'mov', modrm: true, size: 'f64', end: true,
+  name: 'mov', modrm: true, regOnly: true, size: 'f64', end: true,
   exec: (c, i) => {
     requireCpl0(c);
-    const rm = (i.modrm & 7) | ((i.rex & 1) << 3);
+    const rm = i.rm;
     const long = c.codeSize === 64;
     const lo = c.rlo[rm], hi = long ? c.rhi[rm] : 0;
     switch (i.reg) {
@@ -166,10 +166,10 @@ def('0F 22', {
 });
 // Debug registers: stored only; breakpoints are not implemented (see README).
 def('0F 21', {
-  name: 'mov', modrm: true, size: 'f64',
+  name: 'mov', modrm: true, regOnly: true, size: 'f64',
   exec: (c, i) => {
     requireCpl0(c);
-    const rm = (i.modrm & 7) | ((i.rex & 1) << 3);
+    const rm = i.rm;
     let d = i.reg;
     if (d === 4 || d === 5) d += 2;
     if (d > 7) fault(UD);
@@ -177,10 +177,10 @@ def('0F 21', {
   },
 });
 def('0F 23', {
-  name: 'mov', modrm: true, size: 'f64',
+  name: 'mov', modrm: true, regOnly: true, size: 'f64',
   exec: (c, i) => {
     requireCpl0(c);
-    const rm = (i.modrm & 7) | ((i.rex & 1) << 3);
+    const rm = i.rm;
     let d = i.reg;
     if (d === 4 || d === 5) d += 2;
     if (d > 7) fault(UD);
