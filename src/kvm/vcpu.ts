@@ -93,7 +93,7 @@ export class Vcpu implements CpuHost {
     const a = this.apic, c = this.cpu;
     if (a.initPending) {
       a.initPending = false;
-      a.sipiVector = -1;
+      // A SIPI that arrived after the INIT (same scheduling round) stays pending.
       // INIT resets the APIC and the CPU, which then waits for a SIPI (SDM 8.4.1).
       a.reset();
       c.init();
