@@ -10,10 +10,20 @@ import type { Cpu } from './cpu.js';
 import { decode, type ByteSource } from './decoder.js';
 import { CpuFault } from './fault.js';
 import type { Insn } from './insn.js';
+import type { CompiledBlock } from './block-compiler.js';
 
 export const MAX_BLOCK_INSNS = 128;
 
 export interface Block {
+  /** False once the block's code was overwritten (it stays reachable only through stale links, which check this). */
+  valid: boolean;
+  /** Successor blocks seen so far (taken / fall-through), valid while linkEpoch equals the MMU epoch. */
+  succ1: Block | null;
+  succ2: Block | null;
+  linkEpoch: number;
+  /** Executions so far, and the compiled form once hot (block-compiler.ts). */
+  hits: number;
+  compiled: CompiledBlock | null;
   phys: number;
   codeSize: number;
   lo: number;
@@ -75,6 +85,7 @@ export class BlockCache {
     if (list === undefined) return;
     this.byPage.delete(pfn);
     for (const b of list) {
+      b.valid = false;
       const key = BlockCache.key(b.phys, b.codeSize);
       if (this.map.get(key) === b) this.map.delete(key);
     }
@@ -131,6 +142,7 @@ export function decodeBlock(c: Cpu, phys: number, lin: number, linHi: number): B
       if (e instanceof CpuFault && insns.length > 0) break;
       throw e;
     }
+    ins.idx = insns.length;
     insns.push(ins);
     off += ins.len;
     if (ins.end) break;
@@ -139,6 +151,7 @@ export function decodeBlock(c: Cpu, phys: number, lin: number, linHi: number): B
   }
   const crosses = (lin & 0xfff) + off > PAGE_SIZE;
   return {
+    valid: true, succ1: null, succ2: null, linkEpoch: -1, hits: 0, compiled: null,
     phys, codeSize, lo: lo0, hi: hi0, insns,
     page2Lin: crosses ? src.page2Lin : -1,
     page2LinHi: src.page2LinHi,

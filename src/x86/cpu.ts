@@ -10,6 +10,7 @@
 import { PhysMemory } from '../memory/phys-memory.js';
 import './ops/index.js';
 import { BlockCache, type Block, decodeBlock } from './block.js';
+import { compileBlock, HOT_THRESHOLD } from './block-compiler.js';
 import { ABORT, CpuAbort, CpuFault } from './fault.js';
 import { FOp, materializeFlags } from './flags.js';
 import type { CpuHost } from './host.js';
@@ -171,6 +172,7 @@ export class Cpu {
       this.codeSize = (this.segAttr[CS] & ATTR_DB) ? 32 : 16;
     }
     this.cr0 |= CR0_ET;
+    if (this.mmu !== undefined) this.mmu.epoch++;
   }
 
   get longMode(): boolean { return (this.efer & EFER_LMA) !== 0; }
@@ -203,26 +205,51 @@ export class Cpu {
     const start = this.icount;
     const limit = start + budget;
     this.stopRequested = false;
+    let prev: Block | null = null;
     while (this.icount < limit && !this.stopRequested) {
       if (this.runState !== CpuRunState.Running) {
         if (this.runState !== CpuRunState.Halted || !this.wakeFromHalt()) break;
+        prev = null;
       }
-      if ((this.intrCheck || this.nmiPending) && !this.shadow) this.checkInterrupts();
-      if (this.runState !== CpuRunState.Running) continue;
-      this.step(limit);
+      if ((this.intrCheck || this.nmiPending) && !this.shadow) {
+        this.checkInterrupts();
+        if (this.runState !== CpuRunState.Running) continue;
+      }
+      prev = this.step(limit, prev);
     }
     this.cur = null;
     return this.icount - start;
   }
 
-  /** Executes one block (or one instruction while an interrupt shadow is active). */
-  private step(limit: number): void {
+  /** The block at RIP: through the previous block's links when they are current, else looked up or decoded. */
+  private nextBlock(prev: Block | null): Block {
+    const epoch = this.mmu.epoch;
+    if (prev !== null && prev.linkEpoch === epoch) {
+      const a = prev.succ1;
+      if (a !== null && a.lo === this.ripLo && a.hi === this.ripHi && a.valid) return a;
+      const b = prev.succ2;
+      if (b !== null && b.lo === this.ripLo && b.hi === this.ripHi && b.valid) return b;
+    }
+    const blk = this.fetchBlock();
+    if (prev !== null && this.mmu.epoch === epoch) {
+      if (prev.linkEpoch !== epoch) { prev.linkEpoch = epoch; prev.succ1 = blk; prev.succ2 = null; }
+      else if (prev.succ1 === null || !prev.succ1.valid) prev.succ1 = blk;
+      else prev.succ2 = blk;
+    }
+    return blk;
+  }
+
+  /**
+   * Executes one block (or one instruction while an interrupt shadow is active).
+   * Returns the block for chaining, or null when execution left it abnormally.
+   */
+  private step(limit: number, prev: Block | null): Block | null {
     let blk: Block;
     try {
-      blk = this.fetchBlock();
+      blk = this.nextBlock(prev);
     } catch (e) {
       this.handleThrow(e, null);
-      return;
+      return null;
     }
     const insns = blk.insns;
     let n = insns.length;
@@ -232,22 +259,30 @@ export class Cpu {
     let ins: Insn = insns[0];
     this.brk = false;
     try {
-      for (; k < n; k++) {
+      if (n === insns.length && blk.compiled !== null) {
+        k = blk.compiled(this) - 1;
         ins = insns[k];
-        this.cur = ins;
-        ins.exec(this, ins);
-        if (this.brk) break;
+      } else {
+        if (++blk.hits === HOT_THRESHOLD) blk.compiled = compileBlock(insns);
+        for (; k < n; k++) {
+          ins = insns[k];
+          this.cur = ins;
+          ins.exec(this, ins);
+          if (this.brk) break;
+        }
+        if (k === n) k = n - 1;
       }
     } catch (e) {
-      this.icount += k;
-      this.handleThrow(e, ins);
-      return;
+      const at = this.cur !== null ? this.cur : ins;
+      this.icount += at.idx;
+      this.handleThrow(e, at);
+      return null;
     }
-    if (k === n) k = n - 1;
     this.icount += k + 1;
     if (!ins.flow) { this.ripLo = ins.nextLo; this.ripHi = ins.nextHi; }
     // The shadow covers exactly one instruction; one set by this instruction stays.
     if (this.shadow && !ins.setsShadow) this.shadow = false;
+    return this.brk ? null : blk;
   }
 
   private handleThrow(e: unknown, ins: Insn | null): void {

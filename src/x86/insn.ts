@@ -13,6 +13,8 @@ export class Insn {
   exec: Handler = noHandler;
   /** Mnemonic, lower case (iced-x86's Mnemonic names), for traces and the decoder cross-check. */
   name = '';
+  /** Position in its block (for the retired count when it faults). */
+  idx = 0;
   /** Linear address of this instruction and of the next one. */
   lo = 0; hi = 0;
   nextLo = 0; nextHi = 0;

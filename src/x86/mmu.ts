@@ -58,7 +58,15 @@ export class Mmu {
   // ---- flushes ----
 
   /** Drops the derived fast caches (never architecturally visible). */
+  /**
+   * Incremented whenever the fast caches are dropped: anything that can change
+   * what a linear address maps to or may be used for (TLB flushes, privilege,
+   * mode, owner permissions). Block chaining is valid only within one epoch.
+   */
+  epoch = 0;
+
   dropFast(): void {
+    this.epoch++;
     this.rTagHi.fill(NO_TAG);
     this.wTagHi.fill(NO_TAG);
     this.xTagHi.fill(NO_TAG);

@@ -5,7 +5,8 @@
 import type { Cpu } from '../cpu.js';
 import { fault } from '../fault.js';
 import { FOp, getCF, lazy, lazy64, lazyIncDec, PARITY, setArithFlags, signBit } from '../flags.js';
-import type { Handler } from '../insn.js';
+import type { Handler, Insn } from '../insn.js';
+import { fastAlu } from './alu-fast.js';
 import { def } from '../opcode-table.js';
 import { getReg, readMem, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp } from '../operands.js';
 import { AF, CF, DE, OF, RAX, RDX, SF, ZF } from '../regs.js';
@@ -138,20 +139,25 @@ function aluAcc(op: number): Handler {
   };
 }
 
+/** Picks the specialized register handler when the operands allow it, else the generic one. */
+function bindAlu(op: number, form: 'rm-reg' | 'reg-rm' | 'rm-imm', generic: Handler): (i: Insn) => Handler {
+  return (i) => (i.rm >= 0 ? fastAlu(op, i.osz, form) : undefined) ?? generic;
+}
+
 for (let op = 0; op < 8; op++) {
   const base = op << 3, name = NAMES[op];
   const lockable = op !== CMP;
   const h = (n: number) => n.toString(16).toUpperCase().padStart(2, '0');
   def(h(base + 0), { name, modrm: true, byte: true, lockable, exec: aluOp(op, 'rm', 'reg') });
-  def(h(base + 1), { name, modrm: true, lockable, exec: aluOp(op, 'rm', 'reg') });
+  def(h(base + 1), { name, modrm: true, lockable, bind: bindAlu(op, 'rm-reg', aluOp(op, 'rm', 'reg')) });
   def(h(base + 2), { name, modrm: true, byte: true, exec: aluOp(op, 'reg', 'rm') });
-  def(h(base + 3), { name, modrm: true, exec: aluOp(op, 'reg', 'rm') });
+  def(h(base + 3), { name, modrm: true, bind: bindAlu(op, 'reg-rm', aluOp(op, 'reg', 'rm')) });
   def(h(base + 4), { name, byte: true, imm: 'ib', exec: aluAcc(op) });
   def(h(base + 5), { name, imm: 'iz', exec: aluAcc(op) });
   def(`80/${op}`, { name, byte: true, imm: 'ib', lockable, exec: aluOp(op, 'rm', 'imm') });
   def(`82/${op}`, { name, byte: true, imm: 'ib', lockable, no64: true, exec: aluOp(op, 'rm', 'imm') });
-  def(`81/${op}`, { name, imm: 'iz', lockable, exec: aluOp(op, 'rm', 'imm') });
-  def(`83/${op}`, { name, imm: 'ib', lockable, exec: aluOp(op, 'rm', 'imm') });
+  def(`81/${op}`, { name, imm: 'iz', lockable, bind: bindAlu(op, 'rm-imm', aluOp(op, 'rm', 'imm')) });
+  def(`83/${op}`, { name, imm: 'ib', lockable, bind: bindAlu(op, 'rm-imm', aluOp(op, 'rm', 'imm')) });
 }
 
 // ---- TEST ----
@@ -172,7 +178,7 @@ const testAcc: Handler = (c, i) => {
   else alu(c, AND, sz, trunc(c.rlo[RAX], sz), trunc(i.imm, sz));
 };
 def('84', { name: 'test', modrm: true, byte: true, exec: testRmReg });
-def('85', { name: 'test', modrm: true, exec: testRmReg });
+def('85', { name: 'test', modrm: true, bind: bindAlu(8, 'rm-reg', testRmReg) });
 def('A8', { name: 'test', byte: true, imm: 'ib', exec: testAcc });
 def('A9', { name: 'test', imm: 'iz', exec: testAcc });
 def('F6/0', { name: 'test', byte: true, imm: 'ib', exec: testRmImm });

@@ -1,0 +1,30 @@
+/**
+ * Hot blocks are compiled into one JavaScript function that calls each
+ * instruction's handler from its own call site. Each site then sees a single
+ * handler, so V8 can inline it: the decoded-block cache keeps its structure and
+ * semantics (the same handlers run in the same order), only the dispatch
+ * changes. The function returns how many instructions retired; a handler that
+ * sets c.brk ends the block after itself, a throw leaves c.cur on the faulting
+ * instruction.
+ */
+import type { Cpu } from './cpu.js';
+import type { Insn } from './insn.js';
+
+export type CompiledBlock = (c: Cpu) => number;
+
+/** Executions after which a block is compiled. */
+export const HOT_THRESHOLD = 32;
+
+export function compileBlock(insns: readonly Insn[]): CompiledBlock {
+  const params: string[] = [];
+  const args: unknown[] = [];
+  let body = '';
+  insns.forEach((ins, k) => {
+    params.push(`h${k}`, `i${k}`);
+    args.push(ins.exec, ins);
+    body += `c.cur = i${k}; h${k}(c, i${k});`;
+    body += k === insns.length - 1 ? `return ${k + 1};\n` : ` if (c.brk) return ${k + 1};\n`;
+  });
+  const factory = new Function(...params, `return function block(c) {\n${body}};`) as (...a: unknown[]) => CompiledBlock;
+  return factory(...args);
+}
