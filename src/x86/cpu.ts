@@ -16,6 +16,7 @@ import { FOp, materializeFlags } from './flags.js';
 import type { CpuHost } from './host.js';
 import { deliverEvent, EventKind } from './interrupts.js';
 import { Mmu } from './mmu.js';
+import { vpnKey } from './tlb.js';
 import { ATTR_DB, ATTR_L, ATTR_P, ATTR_S } from './segment-cache.js';
 import { CR0_ET, CR0_PE, CS, EFER_LMA, IF, RF, TR, LDTR } from './regs.js';
 import type { Insn } from './insn.js';
@@ -193,6 +194,24 @@ export class Cpu {
   currentInsnBytes(): Uint8Array {
     return this.cur ? this.cur.bytes : new Uint8Array(0);
   }
+
+  // ---- owner TLB flushes (the hypervisor's view: flush hypercalls, remote shootdowns) ----
+
+  /** Flushes every cached translation of this CPU, global ones included. */
+  flushTlb(): void { this.mmu.flushAll(); }
+  /** Flushes the translations of one linear page in every PCID, global ones included. */
+  flushTlbAddress(lo: number, hi: number): void {
+    this.mmu.tlb.flushPage(vpnKey(lo, hi), -1, true);
+    this.mmu.dropFast();
+  }
+  /** Flushes the non-global translations of one PCID. */
+  flushTlbPcid(pcid: number): void {
+    if (!Number.isInteger(pcid) || pcid < 0 || pcid > 0xfff) throw new RangeError(`PCID ${pcid} is not in 0..4095`);
+    this.mmu.tlb.flushPcid(pcid);
+    this.mmu.dropFast();
+  }
+  /** The owner changed page permissions: drop everything derived from the old ones. */
+  permissionsChanged(): void { this.mmu.dropFast(); }
 
   /** Drops decoded code for a physical page (the owner wrote it behind our back). */
   invalidateCode(pfn: number): void { this.blocks.invalidatePage(pfn); }
