@@ -72,8 +72,8 @@ export function decode(src: ByteSource, codeSize: number, lo: number, hi: number
       row = matchRow(list, simdPfx, modrm);
       // Non-SIMD rows ignore prefixes; SIMD rows (pfx >= 0) need the exact one.
     }
-    if (row === undefined || (row.no64 && codeSize === 64)) {
-      i.name = row === undefined ? '(bad)' : row.name;
+    if (row === undefined || (row.no64 && codeSize === 64) || (row.only64 && codeSize !== 64)) {
+      i.name = row === undefined || row.only64 ? '(bad)' : row.name;
       i.exec = raiseUd;
       i.flow = false;
       i.end = true;

@@ -33,6 +33,8 @@ export interface OpDef {
   shadow?: boolean;
   /** Invalid in 64-bit mode. */
   no64?: boolean;
+  /** Exists only in 64-bit mode (elsewhere the encoding is another, unimplemented instruction: #UD). */
+  only64?: boolean;
   /** ModRM.mod is ignored and r/m always names a register (MOV to/from CR/DR). */
   regOnly?: boolean;
   /** A LOCK prefix is allowed (with a memory destination). */

@@ -116,10 +116,10 @@ const movsx = (from: number): Handler => (c, i) => {
 };
 def('0F BE', { name: 'movsx', modrm: true, exec: movsx(1) });
 def('0F BF', { name: 'movsx', modrm: true, exec: movsx(2) });
+// Outside 64-bit mode 63 /r is ARPL, which is not implemented (#UD).
 def('63', {
-  name: 'movsxd', modrm: true,
+  name: 'movsxd', modrm: true, only64: true,
   exec: (c, i) => {
-    if (c.codeSize !== 64) fault(UD); // ARPL outside 64-bit mode is not implemented
     if (i.osz === 8) { const v = readRm(c, i, 4); setReg(c, i.reg, 8, v, v >> 31); }
     else { const v = readRm(c, i, i.osz); setReg(c, i.reg, i.osz, v); }
   },

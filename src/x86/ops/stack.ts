@@ -2,7 +2,7 @@
 import type { Cpu } from '../cpu.js';
 import { fault } from '../fault.js';
 import { materializeFlags } from '../flags.js';
-import type { Handler } from '../insn.js';
+import type { Handler, Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
 import { adjustSp, getReg, peek, pop, push, readRm, setReg, stackSize, writeRm } from '../operands.js';
 import { linear } from '../ea.js';
@@ -25,11 +25,15 @@ def('8F/0', {
 });
 
 // PUSHF / POPF: the image has VM and RF clear.
-def('9C', { name: 'pushf', size: 'd64', exec: (c, i) => push(c, i.osz, materializeFlags(c) & ~(VM | RF)) });
-def('9D', {
-  name: 'popf', size: 'd64', end: true,
-  exec: (c, i) => { const v = pop(c, i.osz); writeFlagsFrom(c, v, i.osz, false); },
-});
+/** Mnemonic by operand size (pushf/pushfd/pushfq and friends). */
+const sized = (n16: string, n32: string, n64: string, h: Handler) => (i: Insn): Handler => {
+  i.name = i.osz === 2 ? n16 : i.osz === 4 ? n32 : n64;
+  return h;
+};
+const pushf: Handler = (c, i) => push(c, i.osz, materializeFlags(c) & ~(VM | RF));
+def('9C', { name: 'pushf', size: 'd64', bind: sized('pushf', 'pushfd', 'pushfq', pushf) });
+const popf: Handler = (c, i) => { const v = pop(c, i.osz); writeFlagsFrom(c, v, i.osz, false); };
+def('9D', { name: 'popf', size: 'd64', end: true, bind: sized('popf', 'popfd', 'popfq', popf) });
 
 // ENTER size, level; LEAVE.
 def('C8', {
@@ -75,22 +79,18 @@ def('C9', {
 });
 
 // PUSHA / POPA (not in 64-bit mode).
-def('60', {
-  name: 'pusha', no64: true,
-  exec: (c, i) => {
+const pusha: Handler = (c, i) => {
     const sp = c.rlo[RSP];
     for (let r = 0; r < 8; r++) push(c, i.osz, r === RSP ? sp : c.rlo[r]);
-  },
-});
-def('61', {
-  name: 'popa', no64: true,
-  exec: (c, i) => {
-    for (let r = 7; r >= 0; r--) {
-      const v = pop(c, i.osz);
-      if (r !== RSP) setReg(c, r, i.osz, v);
-    }
-  },
-});
+};
+def('60', { name: 'pusha', no64: true, bind: sized('pusha', 'pushad', 'pushad', pusha) });
+const popa: Handler = (c, i) => {
+  for (let r = 7; r >= 0; r--) {
+    const v = pop(c, i.osz);
+    if (r !== RSP) setReg(c, r, i.osz, v);
+  }
+};
+def('61', { name: 'popa', no64: true, bind: sized('popa', 'popad', 'popad', popa) });
 
 // Segment register pushes and pops.
 function pushSeg(seg: number): Handler {

@@ -356,11 +356,11 @@ def('F9', { name: 'stc', exec: setFlagBit((f) => f | CF) });
 def('F5', { name: 'cmc', exec: setFlagBit((f) => f ^ CF) });
 def('FC', { name: 'cld', exec: (c) => { c.flags &= ~DF; } });
 def('FD', { name: 'std', exec: (c) => { c.flags |= DF; } });
-def('0F 01 CA', { name: 'clac', exec: (c) => { requireCpl0(c); c.flags &= ~AC; } });
-def('0F 01 CB', { name: 'stac', exec: (c) => { requireCpl0(c); c.flags |= AC; } });
+def('NP 0F 01 CA', { name: 'clac', exec: (c) => { requireCpl0(c); c.flags &= ~AC; } });
+def('NP 0F 01 CB', { name: 'stac', exec: (c) => { requireCpl0(c); c.flags |= AC; } });
 
 // ---- XCR0 ----
-def('0F 01 D0', {
+def('NP 0F 01 D0', {
   name: 'xgetbv',
   exec: (c) => {
     if (!(c.cr4 & CR4_OSXSAVE)) fault(UD);
@@ -368,7 +368,7 @@ def('0F 01 D0', {
     c.rlo[RAX] = c.xcr0; c.rhi[RAX] = 0; c.rlo[RDX] = 0; c.rhi[RDX] = 0;
   },
 });
-def('0F 01 D1', {
+def('NP 0F 01 D1', {
   name: 'xsetbv',
   exec: (c) => {
     if (!(c.cr4 & CR4_OSXSAVE)) fault(UD);
@@ -381,7 +381,7 @@ def('0F 01 D1', {
 });
 
 // ---- SWAPGS, SYSCALL, SYSRET ----
-def('0F 01 F8', {
+def('NP 0F 01 F8', {
   name: 'swapgs',
   exec: (c) => {
     if (c.codeSize !== 64) fault(UD);
@@ -470,8 +470,8 @@ const hypercall = (amd: boolean): Handler => (c, i) => {
   c.ripLo = i.nextLo; c.ripHi = i.nextHi;
   c.host.hypercall(amd);
 };
-def('0F 01 C1', { name: 'vmcall', flow: true, exec: hypercall(false) });
-def('0F 01 D9', { name: 'vmmcall', flow: true, exec: hypercall(true) });
+def('NP 0F 01 C1', { name: 'vmcall', flow: true, exec: hypercall(false) });
+def('NP 0F 01 D9', { name: 'vmmcall', flow: true, exec: hypercall(true) });
 
 // ---- fences, cache control, UD2 ----
 def('NP 0F AE E8', { name: 'lfence', exec: () => {} });
