@@ -104,10 +104,9 @@ export class Cpu {
   icount = 0;
   /** Instruction being executed, for faults and the owner (length, bytes). */
   cur: Insn | null = null;
-  /** Recently executed block start addresses, for diagnoses (ring buffer of linear lo/hi). */
-  readonly recentLo = new Int32Array(16);
-  readonly recentHi = new Int32Array(16);
-  recentPos = 0;
+  /** The last blocks entered, for diagnoses (ring buffer; see recentInstructions()). */
+  private readonly recent: (Block | null)[] = new Array(8).fill(null);
+  private recentPos = 0;
   /** Nesting of exception delivery, for double and triple faults. */
   deliveryDepth = 0;
   /** Vector being delivered when a nested fault occurs (-1 none). */
@@ -190,6 +189,24 @@ export class Cpu {
   /** End run() after the current instruction. */
   requestStop(): void { this.stopRequested = true; this.brk = true; }
 
+  /**
+   * The last instructions executed, oldest first (at most `count`): the
+   * instructions of the most recent blocks, the last one up to the current
+   * instruction. For diagnoses; blocks left early show all their instructions.
+   */
+  recentInstructions(count = 8): { insn: Insn; codeSize: number }[] {
+    const out: { insn: Insn; codeSize: number }[] = [];
+    for (let k = 0; k < 8 && out.length < count; k++) {
+      const b = this.recent[(this.recentPos - k) & 7];
+      if (b === null) break;
+      let list = b.insns;
+      if (k === 0 && this.cur !== null && list.includes(this.cur)) list = list.slice(0, this.cur.idx + 1);
+      const take = list.slice(Math.max(0, list.length - (count - out.length)));
+      out.unshift(...take.map((insn) => ({ insn, codeSize: b.codeSize })));
+    }
+    return out;
+  }
+
   /** Bytes of the current instruction (for the owner at a fault or exit). */
   currentInsnBytes(): Uint8Array {
     return this.cur ? this.cur.bytes : new Uint8Array(0);
@@ -236,7 +253,6 @@ export class Cpu {
       }
       prev = this.step(limit, prev);
     }
-    this.cur = null;
     return this.icount - start;
   }
 
@@ -270,6 +286,7 @@ export class Cpu {
       this.handleThrow(e, null);
       return null;
     }
+    this.recent[this.recentPos = (this.recentPos + 1) & 7] = blk;
     const insns = blk.insns;
     let n = insns.length;
     if (this.shadow) n = 1;
@@ -319,8 +336,6 @@ export class Cpu {
   }
 
   private fetchBlock(): Block {
-    const pos = this.recentPos = (this.recentPos + 1) & 15;
-    this.recentLo[pos] = this.ripLo; this.recentHi[pos] = this.ripHi;
     const long = this.codeSize === 64;
     const lin = long ? this.ripLo : (this.segBaseLo[CS] + this.ripLo) | 0;
     const linHi = long ? this.ripHi : 0;
