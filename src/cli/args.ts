@@ -26,6 +26,8 @@ export const MIN_MEMORY = 2 * 1024 * 1024;
 export const MAX_MEMORY = 64 * 1024 * 1024 * 1024;
 /** QEMU's default RAM size. */
 export const DEFAULT_MEMORY = 128 * 1024 * 1024;
+export const DEFAULT_GUEST_MIPS = 1000;
+export const DEFAULT_TSC_MHZ = 1000;
 
 export const USAGE = `usage: vsmvisor run IMAGE [options]
        vsmvisor --help | --version
@@ -43,6 +45,9 @@ options for run:
   --max-insns N       stop after N guest instructions (e.g. 5000000 or 1e9)
   --timeout SECONDS   stop after this much wall-clock time
   --serial FILE       write the serial port to FILE instead of stdout
+  --guest-mips N      guest time runs at N million instructions per guest
+                      second (default ${DEFAULT_GUEST_MIPS}: 1 ns per instruction)
+  --tsc-mhz N         guest TSC frequency in MHz (default ${DEFAULT_TSC_MHZ})
   --trace FILE        write a Chrome trace-event JSON trace to FILE
   -h, --help          show this help
 `;
@@ -114,6 +119,9 @@ export interface RunOptions {
   readonly timeoutSeconds?: number;
   readonly serial?: string;
   readonly trace?: string;
+  /** Guest instructions per guest microsecond (guest time = instructions / guestMips µs). */
+  readonly guestMips: number;
+  readonly tscMhz: number;
 }
 
 export type CliCommand =
@@ -131,6 +139,8 @@ const RUN_VALUE_OPTIONS = [
   '--timeout',
   '--serial',
   '--trace',
+  '--guest-mips',
+  '--tsc-mhz',
 ] as const;
 type RunValueOption = (typeof RUN_VALUE_OPTIONS)[number];
 
@@ -211,12 +221,22 @@ function parseRun(args: readonly string[]): CliCommand {
       timeoutSeconds: timeoutText === undefined ? undefined : parseTimeout(timeoutText),
       serial: file('--serial'),
       trace: file('--trace'),
+      guestMips: parseRate('--guest-mips', opt('--guest-mips'), DEFAULT_GUEST_MIPS),
+      tscMhz: parseRate('--tsc-mhz', opt('--tsc-mhz'), DEFAULT_TSC_MHZ),
     },
   };
 }
 
 function isRunValueOption(name: string): name is RunValueOption {
   return (RUN_VALUE_OPTIONS as readonly string[]).includes(name);
+}
+
+/** A positive rate (MIPS, MHz): a number from 1 to 1,000,000. */
+export function parseRate(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 1_000_000)) throw new UsageError(`${name} must be a number from 1 to 1000000, not '${text}'`);
+  return n;
 }
 
 export function parseCpuCount(text: string): number {

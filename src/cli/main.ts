@@ -33,6 +33,7 @@ function runGuest(o: RunOptions): number {
   const machine = new Machine({
     image, imagePath: o.image, smp: o.smp, memory: o.memory, append: o.append, modules,
     maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
+    guestMips: o.guestMips, tscHz: o.tscMhz * 1e6,
     serial: (b) => { writeSync(fd, b); },
   });
   const r = machine.run();

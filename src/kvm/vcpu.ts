@@ -51,7 +51,7 @@ export class Vcpu implements CpuHost {
 
   /** Guest time of this vCPU in ns. */
   nowNs(): number {
-    return this.vm.clock.roundStartNs + (this.cpu.icount - this.roundIcount) * this.vm.clock.nsPerInsn;
+    return Math.floor(this.vm.clock.roundStartNs + (this.cpu.icount - this.roundIcount) * this.vm.clock.nsPerInsn);
   }
   private tsc(): number { return this.vm.clock.tscAt(this.nowNs()) + this.tscOffset; }
 

@@ -34,7 +34,10 @@ export interface MachineOptions {
   serial: (bytes: Uint8Array) => void;
   /** Instructions per vCPU per scheduling round. */
   quantum?: number;
-  clock?: GuestClock;
+  /** Guest time rate: million instructions per guest second (default 1000, 1 ns each). */
+  guestMips?: number;
+  /** Guest TSC frequency in Hz (default 1 GHz). */
+  tscHz?: number;
 }
 
 export type MachineResult =
@@ -58,7 +61,7 @@ export class Machine {
   constructor(opts: MachineOptions) {
     this.opts = opts;
     this.quantum = opts.quantum ?? 20_000;
-    this.vm = new Vm({ memorySize: opts.memory, clock: opts.clock });
+    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9) });
     const boot = loadMultiboot(this.vm.mem, opts.image, { imagePath: opts.imagePath, append: opts.append, modules: opts.modules });
     const cpuid = defaultCpuid(opts.smp);
     for (let k = 0; k < opts.smp; k++) {

@@ -38,6 +38,8 @@ test('defaults: 1 CPU, 128 MiB (QEMU default), no Hyper-V flags', () => {
     timeoutSeconds: undefined,
     serial: undefined,
     trace: undefined,
+    guestMips: 1000,
+    tscMhz: 1000,
   });
   assert.equal(DEFAULT_MEMORY, 128 * MiB);
 });
@@ -190,4 +192,19 @@ test('--hv errors name the bad flag', () => {
   hv('hv-no-nonarch-coresharing=yes', "--hv flag 'hv-no-nonarch-coresharing' takes on, off or auto, not 'yes'");
   hv('hv-no-nonarch-coresharing', "--hv flag 'hv-no-nonarch-coresharing' needs a value (on, off or auto)");
   usage(['run', 'k', '--hv', 'hv-time', '--hv', 'hv-ipi'], "option '--hv' is given more than once");
+});
+
+test('--guest-mips and --tsc-mhz set the guest clock rates (issue 3: configurable frequency)', () => {
+  const run = (...a: string[]) => {
+    const c = parseArgs(['run', 'x.elf', ...a]);
+    assert.equal(c.kind, 'run');
+    return (c as { kind: 'run'; options: { guestMips: number; tscMhz: number } }).options;
+  };
+  assert.deepEqual([run().guestMips, run().tscMhz], [1000, 1000]);
+  assert.equal(run('--guest-mips', '250').guestMips, 250);
+  assert.equal(run('--tsc-mhz=2400.5').tscMhz, 2400.5);
+  for (const bad of ['0', '-5', 'fast', '2000000', '']) {
+    assert.throws(() => run('--guest-mips', bad), (e: Error) => e instanceof UsageError && /--guest-mips must be a number from 1 to 1000000/.test(e.message));
+  }
+  assert.throws(() => run('--tsc-mhz', 'x'), /--tsc-mhz must be a number/);
 });
