@@ -82,7 +82,13 @@ export class Cpu {
   readonly fpuImage = new Uint8Array(512);
 
   // Mode, derived from CR0.PE, EFER.LMA and the CS cache.
-  cpl = 0;
+  private cplValue = 0;
+  /** Current privilege level. The fast access caches are keyed to user vs supervisor, so crossing CPL 3 drops them. */
+  get cpl(): number { return this.cplValue; }
+  set cpl(v: number) {
+    if ((v === 3) !== (this.cplValue === 3)) this.mmu.dropFast();
+    this.cplValue = v;
+  }
   /** 16, 32 or 64: the default operand/address size of code. */
   codeSize = 16;
 

@@ -150,8 +150,7 @@ function deliverLong(c: Cpu, kind: EventKind, vector: number, hasErr: boolean, e
   c.ripLo = targetLo; c.ripHi = targetHi;
   c.flags &= ~(TF | NT | RF | VM);
   if (type === 0xe) c.flags &= ~IF;
-  c.mmu.dropFast();
-}
+  }
 
 function deliverProtected(c: Cpu, kind: EventKind, vector: number, hasErr: boolean, err: number, flags: number): void {
   const off = vector * 8;
@@ -202,5 +201,4 @@ function deliverProtected(c: Cpu, kind: EventKind, vector: number, hasErr: boole
   c.ripLo = target; c.ripHi = 0;
   c.flags &= ~(TF | NT | RF | VM);
   if ((type & 1) === 0) c.flags &= ~IF;
-  c.mmu.dropFast();
-}
+  }

@@ -101,8 +101,7 @@ export function loadCodeSegment(c: Cpu, sel: number, newCpl: number): void {
   loadCache(c, CS, (sel & ~3) | newCpl, low, high);
   c.cpl = newCpl;
   c.updateMode();
-  c.mmu.dropFast();
-}
+  }
 
 /** LLDT / LTR: system descriptors, 16 bytes in long mode. */
 export function loadSystemSegment(c: Cpu, which: number, sel: number): void {

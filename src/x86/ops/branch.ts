@@ -254,8 +254,7 @@ const iret: Handler = (c, i) => {
   if (c.codeSize === 64) { c.ripLo = ripLo; c.ripHi = ripHi; if (((ripHi << 16) >> 16) !== ripHi) faultErr(GP, 0); }
   else { c.ripLo = osz === 2 ? ripLo & 0xffff : ripLo; c.ripHi = 0; }
   c.nmiBlocked = false;
-  c.mmu.dropFast();
-};
+  };
 def('CF', {
   name: 'iret', flow: true,
   bind: (i) => { i.name = i.osz === 8 ? 'iretq' : i.osz === 4 ? 'iretd' : 'iret'; return iret; },

@@ -410,8 +410,7 @@ def('0F 05', {
     setFlat(c, SS, (sel + 8) & 0xffff, FLAT_DATA);
     c.cpl = 0;
     c.updateMode();
-    c.mmu.dropFast();
-    c.ripLo = c.lstarLo; c.ripHi = c.lstarHi;
+        c.ripLo = c.lstarLo; c.ripHi = c.lstarHi;
   },
 });
 def('0F 07', {
@@ -434,8 +433,7 @@ const sysret: Handler = (c, i) => {
   c.setRflags((c.rlo[R11] & 0x3c7fd7) | 2);
   c.cpl = 3;
   c.updateMode();
-  c.mmu.dropFast();
-};
+  };
 
 // ---- port I/O ----
 function ioAllowed(c: Cpu): void {
