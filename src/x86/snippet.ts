@@ -6,7 +6,7 @@
  */
 import { PhysMemory } from '../memory/phys-memory.js';
 import { Cpu, CpuRunState } from './cpu.js';
-import { ACCESS_RWX, type CpuHost } from './host.js';
+import { NullCpuHost } from './null-host.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from './segment-cache.js';
 import { CR0_PE, CR0_PG, CR0_WP, CR4_OSFXSR, CR4_PAE, CS, DS, EFER_LMA, EFER_LME, EFER_NXE, ES, FS, GS, SS } from './regs.js';
 
@@ -19,26 +19,6 @@ export interface SnippetState {
   gpr: BigUint64Array;
   rflags: bigint;
   mem: Uint8Array;
-}
-
-class SnippetHost implements CpuHost {
-  ioRead(): number { return 0xffffffff; }
-  ioWrite(): void {}
-  mmioRead(): number { return 0xffffffff; }
-  mmioWrite(): void {}
-  pagePermissions(): number { return ACCESS_RWX; }
-  memFault(): void {}
-  cpuid(_leaf: number, _sub: number, out: Int32Array): void { out.fill(0); }
-  rdmsr(): boolean { return false; }
-  wrmsr(): boolean { return false; }
-  hypercall(): void {}
-  halt(): void {}
-  shutdown(): void {}
-  pendingInterrupt(): number { return -1; }
-  acknowledgeInterrupt(): void {}
-  readCr8(): number { return 0; }
-  writeCr8(): void {}
-  readTsc(out: Int32Array): void { out[0] = 0; out[1] = 0; }
 }
 
 let mem: PhysMemory | null = null;
@@ -55,7 +35,7 @@ function setup(): { mem: PhysMemory; cpu: Cpu } {
   mem.write64(PD + 8 * ((CODE >>> 21) & 0x1ff), e(PT_CODE));
   mem.write64(PT_DATA + 8 * ((DATA >>> 12) & 0x1ff), e(DATA));
   mem.write64(PT_CODE + 8 * ((CODE >>> 12) & 0x1ff), e(CODE));
-  cpu = new Cpu(mem, new SnippetHost());
+  cpu = new Cpu(mem, new NullCpuHost());
   return { mem, cpu };
 }
 

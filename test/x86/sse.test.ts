@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PhysMemory } from '../../src/memory/phys-memory.js';
 import { Cpu } from '../../src/x86/cpu.js';
-import { ACCESS_RWX, type CpuHost } from '../../src/x86/host.js';
+import { NullCpuHost } from '../../src/x86/null-host.js';
 import { ATTR_DB, ATTR_G, ATTR_P, ATTR_S } from '../../src/x86/segment-cache.js';
 import { runSnippet } from '../../src/x86/snippet.js';
 import { CR0_EM, CR0_PE, CR0_TS, CR4_OSFXSR, CS, DS, ES, FS, GS, SS } from '../../src/x86/regs.js';
@@ -499,30 +499,10 @@ test('MMX forms are not implemented: NP 0F 6F / 0F 7F raise #UD', () => {
 
 // ------------------------------------------------------------------ 32-bit code, CR0/CR4 rules
 
-class QuietHost implements CpuHost {
-  ioRead(): number { return 0; }
-  ioWrite(): void {}
-  mmioRead(): number { return 0; }
-  mmioWrite(): void {}
-  pagePermissions(): number { return ACCESS_RWX; }
-  memFault(): void {}
-  cpuid(_l: number, _s: number, o: Int32Array): void { o.fill(0); }
-  rdmsr(): boolean { return false; }
-  wrmsr(): boolean { return false; }
-  hypercall(): void {}
-  halt(): void {}
-  shutdown(): void {}
-  pendingInterrupt(): number { return -1; }
-  acknowledgeInterrupt(): void {}
-  readCr8(): number { return 0; }
-  writeCr8(): void {}
-  readTsc(o: Int32Array): void { o[0] = 0; o[1] = 0; }
-}
-
 /** Runs 32-bit code at CPL 0 without paging (code at 0x1000); returns the CPU and the exception vector. */
 function run32(code: number[], setup: (c: Cpu, mem: PhysMemory) => void): { c: Cpu; mem: PhysMemory; vector: number | null } {
   const mem = new PhysMemory(0x100000);
-  const c = new Cpu(mem, new QuietHost());
+  const c = new Cpu(mem, new NullCpuHost());
   c.cr0 = CR0_PE | 0x10;
   c.cr4 = CR4_OSFXSR;
   for (const s of [CS, SS, DS, ES, FS, GS]) {

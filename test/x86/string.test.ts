@@ -13,7 +13,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PhysMemory } from '../../src/memory/phys-memory.js';
 import { Cpu, REP_CHUNK } from '../../src/x86/cpu.js';
-import { ACCESS_READ, ACCESS_RWX, type CpuHost, type MemFaultInfo } from '../../src/x86/host.js';
+import { ACCESS_READ, ACCESS_RWX, type MemFaultInfo } from '../../src/x86/host.js';
+import { NullCpuHost } from '../../src/x86/null-host.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../../src/x86/segment-cache.js';
 import { runSnippet } from '../../src/x86/snippet.js';
 import {
@@ -242,29 +243,17 @@ test('INS/OUTS need CPL <= IOPL: #GP(0) at CPL 3 with IOPL 0, allowed with IOPL 
 
 // ---------------------------------------------------------------- own machine
 
-class LogHost implements CpuHost {
+class LogHost extends NullCpuHost {
   readonly ioLog: [number, number, number][] = [];
   readonly ioInput: number[] = [];
   readonly mmioLog: [number, number, number][] = [];
   readonly faults: MemFaultInfo[] = [];
   readonly perms = new Map<number, number>();
-  ioRead(port: number, size: number): number { this.ioLog.push([port, size, -1]); return this.ioInput.shift() ?? 0; }
-  ioWrite(port: number, size: number, value: number): void { this.ioLog.push([port, size, value]); }
-  mmioRead(): number { return 0; }
-  mmioWrite(gpa: number, size: number, lo: number): void { this.mmioLog.push([gpa, size, lo]); }
-  pagePermissions(pfn: number): number { return this.perms.get(pfn) ?? ACCESS_RWX; }
-  memFault(info: MemFaultInfo): void { this.faults.push(info); }
-  cpuid(_l: number, _s: number, out: Int32Array): void { out.fill(0); }
-  rdmsr(): boolean { return false; }
-  wrmsr(): boolean { return false; }
-  hypercall(): void {}
-  halt(): void {}
-  shutdown(): void {}
-  pendingInterrupt(): number { return -1; }
-  acknowledgeInterrupt(): void {}
-  readCr8(): number { return 0; }
-  writeCr8(): void {}
-  readTsc(out: Int32Array): void { out[0] = 0; out[1] = 0; }
+  override ioRead(port: number, size: number): number { this.ioLog.push([port, size, -1]); return this.ioInput.shift() ?? 0; }
+  override ioWrite(port: number, size: number, value: number): void { this.ioLog.push([port, size, value]); }
+  override mmioWrite(gpa: number, size: number, lo: number): void { this.mmioLog.push([gpa, size, lo]); }
+  override pagePermissions(pfn: number): number { return this.perms.get(pfn) ?? ACCESS_RWX; }
+  override memFault(info: MemFaultInfo): void { this.faults.push(info); }
 }
 
 const CODE = 0x10000;

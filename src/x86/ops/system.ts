@@ -14,7 +14,7 @@ import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../segment-cache.js';
 import { loadSystemSegment } from '../segments.js';
 import { vpnKey } from '../tlb.js';
 import {
-  AC, CF, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
+  AC, CF, CR4_DE, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
   CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_SUPPORTED, CR4_TSD, CS, DF, EFER_LMA, EFER_LME, EFER_NXE,
   EFER_SUPPORTED, GP, IF, IOPL, LDTR, MSR_CSTAR, MSR_EFER, MSR_FMASK, MSR_FS_BASE, MSR_GS_BASE,
   MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP,
@@ -165,25 +165,23 @@ def('0F 22', {
   },
 });
 // Debug registers: stored only; breakpoints are not implemented (see README).
+/** DR number for MOV DR: DR4/DR5 alias DR6/DR7 unless CR4.DE, which makes them #UD; CPL 0 only. */
+function debugRegister(c: Cpu, n: number): number {
+  requireCpl0(c);
+  if (n > 7 || ((n === 4 || n === 5) && (c.cr4 & CR4_DE))) fault(UD);
+  return n === 4 || n === 5 ? n + 2 : n;
+}
 def('0F 21', {
   name: 'mov', modrm: true, regOnly: true, size: 'f64',
   exec: (c, i) => {
-    requireCpl0(c);
-    const rm = i.rm;
-    let d = i.reg;
-    if (d === 4 || d === 5) d += 2;
-    if (d > 7) fault(UD);
+    const rm = i.rm, d = debugRegister(c, i.reg);
     c.rlo[rm] = c.drLo[d]; c.rhi[rm] = c.codeSize === 64 ? c.drHi[d] : 0;
   },
 });
 def('0F 23', {
   name: 'mov', modrm: true, regOnly: true, size: 'f64',
   exec: (c, i) => {
-    requireCpl0(c);
-    const rm = i.rm;
-    let d = i.reg;
-    if (d === 4 || d === 5) d += 2;
-    if (d > 7) fault(UD);
+    const rm = i.rm, d = debugRegister(c, i.reg);
     const hi = c.codeSize === 64 ? c.rhi[rm] : 0;
     if ((d === 6 || d === 7) && hi !== 0) faultErr(GP, 0);
     c.drLo[d] = d === 6 ? (c.rlo[rm] | 0xffff0ff0) : d === 7 ? ((c.rlo[rm] & ~0xd800) | 0x400) : c.rlo[rm];
