@@ -254,7 +254,14 @@ export class Cpu {
         prev = null;
       }
       if ((this.intrCheck || this.nmiPending) && !this.shadow) {
-        this.checkInterrupts();
+        try {
+          this.checkInterrupts();
+        } catch (e) {
+          // The owner abandoned the delivery (e.g. a denied stack page): nothing was acknowledged.
+          this.handleThrow(e, null);
+          prev = null;
+          continue;
+        }
         if (this.runState !== CpuRunState.Running) continue;
       }
       prev = this.step(limit, prev);
@@ -342,6 +349,7 @@ export class Cpu {
   }
 
   private fetchBlock(): Block {
+    this.cur = null; // a fetch fault belongs to no decoded instruction
     const long = this.codeSize === 64;
     const lin = long ? this.ripLo : (this.segBaseLo[CS] + this.ripLo) | 0;
     const linHi = long ? this.ripHi : 0;
@@ -359,7 +367,7 @@ export class Cpu {
 
   /** A halted CPU resumes when an interrupt or NMI can be taken. */
   private wakeFromHalt(): boolean {
-    if (this.nmiPending) { this.runState = CpuRunState.Running; return true; }
+    if (this.nmiPending && !this.nmiBlocked) { this.runState = CpuRunState.Running; return true; }
     if (this.intrCheck && (this.flags & IF) && this.host.pendingInterrupt() >= 0) {
       this.runState = CpuRunState.Running;
       return true;
@@ -369,17 +377,20 @@ export class Cpu {
 
   private checkInterrupts(): void {
     if (this.nmiPending && !this.nmiBlocked) {
+      this.cur = null;
+      deliverEvent(this, EventKind.Nmi, 2, false, 0);
       this.nmiPending = false;
       this.runState = CpuRunState.Running;
-      deliverEvent(this, EventKind.Nmi, 2, false, 0);
       return;
     }
     if (!this.intrCheck || !(this.flags & IF)) return;
     const v = this.host.pendingInterrupt();
     if (v < 0) { this.intrCheck = false; return; }
+    // Deliver first, acknowledge after: if the owner abandons the delivery, the interrupt stays pending.
+    this.cur = null;
+    deliverEvent(this, EventKind.External, v, false, 0);
     this.host.acknowledgeInterrupt(v);
     this.runState = CpuRunState.Running;
-    deliverEvent(this, EventKind.External, v, false, 0);
   }
 
   /** Owner API: raise an NMI. */

@@ -11,6 +11,10 @@
  * (this is how exits that need an answer, such as IN or an MMIO read, work).
  * Callbacks may call `cpu.requestStop()` to end the run after the current
  * instruction completes (exits that need no answer, such as OUT).
+ *
+ * During a callback `cpu.cur` is the executing instruction (its address is
+ * cur.lo/cur.hi, its length cur.len); cpu.ripLo/ripHi is only up to date at
+ * block boundaries, except where a callback below says otherwise.
  */
 
 /** Access kinds, as bits (also used in page permissions). */
@@ -51,7 +55,7 @@ export interface CpuHost {
   /** OUT. */
   ioWrite(port: number, size: number, value: number): void;
 
-  /** Read of a physical address that is not RAM (size 1, 2, 4 or 8; 8 returns low word, high in `cpu.hostHi`). */
+  /** Read of a physical address that is not RAM (size 1, 2, 4 or 8; for 8 return bits 31:0 and set `cpu.tHi` to bits 63:32). */
   mmioRead(gpa: number, size: number): number;
   /** Write to a physical address that is not RAM; for size 8 `hi` holds bits 63:32. */
   mmioWrite(gpa: number, size: number, lo: number, hi: number): void;

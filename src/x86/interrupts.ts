@@ -177,6 +177,8 @@ function deliverProtected(c: Cpu, kind: EventKind, vector: number, hasErr: boole
   frame.push(flags, oldCs, c.ripLo);
   if (hasErr) frame.push(err);
   const savedCpl = c.cpl;
+  // The old stack, restored if pushing the frame fails (the event then never happened).
+  const ss = [c.segSel[SS], c.segBaseLo[SS], c.segLimit[SS], c.segAttr[SS], c.rlo[RSP]];
   if (newCpl !== c.cpl) {
     const esp0 = readTss32(c, 4 + newCpl * 8);
     const ss0 = readTss32(c, 8 + newCpl * 8) & 0xffff;
@@ -195,6 +197,7 @@ function deliverProtected(c: Cpu, kind: EventKind, vector: number, hasErr: boole
     c.rlo[RSP] = sp;
   } catch (e) {
     c.cpl = savedCpl;
+    [c.segSel[SS], c.segBaseLo[SS], c.segLimit[SS], c.segAttr[SS], c.rlo[RSP]] = ss;
     throw e;
   }
   loadCodeSegment(c, sel, newCpl);

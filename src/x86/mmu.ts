@@ -199,6 +199,9 @@ export class Mmu {
       const lo2 = (lo + n1) | 0, hi2 = lo2 === 0 && lo !== 0 ? (hi + 1) | 0 : hi;
       const pa1 = this.translate(lo, hi, ACCESS_WRITE, user);
       const pa2 = this.translate(lo2, this.c.longMode ? hi2 : 0, ACCESS_WRITE, user);
+      // Both pages must be writable before any byte is: the instruction completes or not at all.
+      if (this.c.mem.isRam(pa1)) this.ownerPerms(pa1, ACCESS_WRITE, AccessOrigin.Guest, lo, hi, true);
+      if (this.c.mem.isRam(pa2)) this.ownerPerms(pa2, ACCESS_WRITE, AccessOrigin.Guest, lo2, hi2, true);
       for (let k = 0; k < size; k++) {
         const b = (k < 4 ? v >>> (8 * k) : vHi >>> (8 * (k - 4))) & 0xff;
         if (k < n1) this.physWrite(pa1 + k, 1, b, 0, lo, hi, user);
@@ -373,7 +376,8 @@ export class Mmu {
     let code = 0;
     if (access === ACCESS_WRITE) code |= PFEC_W;
     if (user) code |= PFEC_U;
-    if (access === ACCESS_EXEC && ((c.efer & EFER_NXE) || (c.cr4 & CR4_SMEP)) && (c.cr4 & CR4_PAE)) code |= PFEC_I;
+    // SDM 4.7: I/D reports a fetch when SMEP is on, or NX is in use (PAE or 4-level paging with EFER.NXE).
+    if (access === ACCESS_EXEC && ((c.cr4 & CR4_SMEP) || ((c.cr4 & CR4_PAE) && (c.efer & EFER_NXE)))) code |= PFEC_I;
     return code;
   }
 

@@ -197,7 +197,7 @@ test('INT n / INT3 from CPL3 through a gate with DPL < 3 raise #GP(vector*8+2) a
   }
 });
 
-interface ErrCase { name: string; code: string; vector: number; err: number | null; at: 'faulting' | 'after'; todo?: string; setup?: (m: TestMachine) => void }
+interface ErrCase { name: string; code: string; vector: number; err: number | null; at: 'faulting' | 'after'; setup?: (m: TestMachine) => void }
 
 // SDM table 6-1: #DF, #TS, #NP, #SS, #GP, #PF (and #AC, not raised by this CPU) push an error code; others do not.
 const ERR_CASES: ErrCase[] = [
@@ -206,7 +206,6 @@ const ERR_CASES: ErrCase[] = [
   { name: '#BP (INT3 is a trap: RIP after it)', code: 'faulting: int3', vector: 3, err: null, at: 'after' },
   {
     name: '#DB from INT1 (ICEBP; a trap: RIP after it)', code: 'faulting: .byte 0xf1', vector: 1, err: null, at: 'after',
-    todo: 'CPU bug: INT1 (F1) raises #DB as a fault with RIP on the instruction; SDM INT1 / 6.15 "Interrupt 1": INT1 is trap-like, the saved RIP is the next instruction',
   },
   { name: '#GP(selector) loading DS beyond the GDT limit', code: 'mov ax, 0x1000\n faulting: mov ds, ax', vector: 13, err: 0x1000, at: 'faulting' },
   { name: '#NP(selector) loading DS with a not-present segment', code: `mov ax, ${SEL.notPresent}\n faulting: mov ds, ax`, vector: 11, err: SEL.notPresent, at: 'faulting' },
@@ -220,7 +219,7 @@ const ERR_CASES: ErrCase[] = [
 ];
 
 for (const k of ERR_CASES) {
-  test(`64-bit delivery pushes an error code exactly for the vectors that have one: ${k.name} (SDM 6.13, table 6-1)`, k.todo ? { todo: k.todo } : {}, () => {
+  test(`64-bit delivery pushes an error code exactly for the vectors that have one: ${k.name} (SDM 6.13, table 6-1)`, () => {
     const m = new TestMachine();
     m.enterLong64();
     k.setup?.(m);
@@ -407,7 +406,6 @@ test('NMI: delivered with IF=0 through vector 2; a second NMI waits until IRET (
 });
 
 test('a blocked NMI does not wake a HLT inside the NMI handler (SDM 6.7.1: NMIs are blocked until IRET)', {
-  todo: 'CPU bug: Cpu.wakeFromHalt wakes on any pending NMI even while NMIs are blocked, so the handler runs on past its HLT into IRET',
 }, () => {
   const m = new TestMachine();
   m.enterLong64();

@@ -324,8 +324,6 @@ interface GpCase {
   code: string;
   regs?: Record<number, bigint>;
   setup?: (m: TestMachine) => void;
-  /** A known CPU bug: the case is reported as a todo instead of failing the suite. */
-  todo?: string;
 }
 
 /** Runs `code`, which must fault with #GP(0) on its first instruction and change none of CR0/CR3/CR4/EFER. */
@@ -378,12 +376,11 @@ const GP_CASES: GpCase[] = [
   {
     name: 'clearing CR0.PG while CR4.PCIDE=1 (compatibility mode)', mode: 'compat', code: 'mov cr0, eax',
     regs: { [RAX]: 0x00010031n }, setup: (m) => { m.cpu.cr4 |= CR4_PCIDE; },
-    todo: 'CPU bug: writeCr0 lets compatibility-mode code clear CR0.PG while CR4.PCIDE=1 (SDM MOV CR0: #GP(0) if clearing PG while PCIDE=1)',
   },
 ];
 
 for (const k of GP_CASES) {
-  test(`MOV CR / WRMSR EFER #GP(0): ${k.name}`, k.todo !== undefined ? { todo: k.todo } : {}, () => expectGp(k));
+  test(`MOV CR / WRMSR EFER #GP(0): ${k.name}`, () => expectGp(k));
 }
 
 test('CR0.PG=1 with EFER.LME=1 and PAE=1 while CS.L=1 raises #GP(0) (SDM MOV CR0: cannot enter IA-32e mode from L=1 code)', () => {

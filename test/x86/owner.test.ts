@@ -101,7 +101,6 @@ test('owner denies a write: memory and registers unchanged (MOV and PUSH)', () =
 });
 
 test('owner denies the second page of a page-crossing write: nothing is written to the first page either', {
-  todo: 'CPU bug: Mmu.writeAs checks owner permissions byte by byte while writing, so the bytes on the first page are stored before the memFault on the second page (the instruction is then abandoned half done)',
 }, () => {
   const m = machine();
   const c = m.cpu;
@@ -130,7 +129,6 @@ test('owner denies execution: memFault EXEC at the fetch address with RIP on it;
   assert.deepEqual([f[0].gpa, f[0].gvaLo, f[0].gvaHi, f[0].gvaValid, f[0].access, f[0].origin],
     [PA + 0x10, lo, hi, true, ACCESS_EXEC, AccessOrigin.Guest]);
   await t.test('the report does not describe the previous instruction (the JMP)', {
-    todo: 'CPU bug: at an instruction-fetch memFault Mmu.memFault reports cpu.cur, the last instruction executed (here the 2-byte JMP), as the faulting instruction; nothing at the faulting RIP was fetched',
   }, () => {
     assert.equal(f[0].insnLength, 0);
     assert.equal(f[0].insnBytes.length, 0);
@@ -232,14 +230,13 @@ test('accesses to non-RAM physical addresses go to mmioRead/mmioWrite with the r
   ]);
 });
 
-test('a 64-bit MMIO read takes bits 63:32 from cpu.hostHi as host.ts documents', {
-  todo: 'CPU bug: host.ts says an 8-byte mmioRead returns the high half in cpu.hostHi, but Cpu has no hostHi and Mmu.physRead leaves RAX bits 63:32 to whatever cpu.tHi held',
+test('a 64-bit MMIO read takes bits 63:32 from cpu.tHi as host.ts documents', {
 }, () => {
   const m = machine();
   const c = m.cpu;
   m.pt!.map(MMIO, MMIO, P | W);
   m.host.mmioValue = (_gpa, size) => {
-    if (size === 8) (c as unknown as Record<string, number>).hostHi = 0x11223344;
+    if (size === 8) c.tHi = 0x11223344;
     return 0x55667788;
   };
   setReg(c, RBX, MMIO);
@@ -309,7 +306,6 @@ test('VMCALL and VMMCALL reach the owner with RIP already past the instruction; 
 });
 
 test('HLT tells the owner with RIP already past the HLT (host.ts)', {
-  todo: 'CPU bug: host.halt() is called from inside the HLT handler, before the run loop sets RIP; RIP then still holds the start of the block containing the HLT (here the NOP before it), not the address past the HLT that host.ts promises',
 }, () => {
   const m = machine();
   const L = m.asm('.code64\n nop\n hlt\n after:', CODE);
@@ -377,7 +373,6 @@ test('code rewritten by the owner through PhysMemory runs in its new form', () =
 // ---------------------------------------------------------------- denied stack during event delivery
 
 test('32-bit INT from CPL3 whose ring-0 stack the owner denies: abandoned with SS:ESP, CS and CPL unchanged, then replayed', {
-  todo: 'CPU bug: deliverProtected loads SS0:ESP0 before pushing the frame and does not restore them when a push is abandoned (or faults), so the replay pushes the ring-0 SS:ESP as the "old" stack',
 }, () => {
   const m = new TestMachine();
   m.enterProtected32('none', { cpl: 3 });
@@ -397,7 +392,6 @@ test('32-bit INT from CPL3 whose ring-0 stack the owner denies: abandoned with S
 });
 
 test('an external interrupt whose stack push the owner denies: run() returns normally and the interrupt is not lost', {
-  todo: 'CPU bug: Cpu.checkInterrupts calls deliverEvent outside the run loop\'s try/catch, so an owner abort during delivery escapes run() as a thrown CpuAbort, after acknowledgeInterrupt() already consumed the vector',
 }, () => {
   const m = machine();
   const c = m.cpu;

@@ -203,7 +203,6 @@ interface PfCase {
   err: number | null;
   /** Change the walk before running (reserved-bit cases). */
   tweak?: (pt: PageTables) => void;
-  todo?: string;
 }
 
 const VA = 0x0000010000000000n; // PML4 slot 2: paging structures of its own
@@ -298,7 +297,7 @@ const PF_CASES: PfCase[] = [
 ];
 
 for (const k of PF_CASES) {
-  test(`#PF error code and CR2: ${k.name} (SDM 4.6, 4.7)`, k.todo !== undefined ? { todo: k.todo } : {}, () => runPf(k));
+  test(`#PF error code and CR2: ${k.name} (SDM 4.6, 4.7)`, () => runPf(k));
 }
 
 test('#PF in PAE paging: fetch from an XD page with NXE=1 sets I; 32-bit paging with SMEP sets I too (SDM 4.7)', async (t) => {
@@ -317,7 +316,6 @@ test('#PF in PAE paging: fetch from an XD page with NXE=1 sets I; 32-bit paging 
     assert.equal(cr2(m.cpu), 0x40000010n);
   });
   await t.test('32-bit paging, SMEP, supervisor fetch from a user page', {
-    todo: 'CPU bug: Mmu.accessCode sets PFEC.I only when CR4.PAE=1; SDM 4.7 sets I for a fetch whenever CR4.SMEP=1 (or PAE and NXE)',
   }, () => {
     const m = new TestMachine();
     m.enterProtected32('legacy32', { cr4: CR4_SMEP });

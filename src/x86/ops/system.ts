@@ -12,6 +12,7 @@ import { def } from '../opcode-table.js';
 import { getReg, readRm, setReg, writeRm } from '../operands.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../segment-cache.js';
 import { loadSystemSegment } from '../segments.js';
+import { deliverEvent, EventKind } from '../interrupts.js';
 import { vpnKey } from '../tlb.js';
 import {
   AC, CF, CR4_DE, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
@@ -83,6 +84,7 @@ export function writeCr0(c: Cpu, v: number, hi: number): void {
     if (c.segAttr[CS] & ATTR_L) faultErr(GP, 0);
     c.efer |= EFER_LMA;
   }
+  if (pgOff && (c.cr4 & CR4_PCIDE)) faultErr(GP, 0);
   if (pgOff && (c.efer & EFER_LMA)) {
     if (c.codeSize === 64) faultErr(GP, 0);
     c.efer &= ~EFER_LMA;
@@ -337,7 +339,13 @@ def('66 0F 38 82', {
 // ---- HLT, interrupts flag, flag bits ----
 def('F4', {
   name: 'hlt', end: true,
-  exec: (c) => { requireCpl0(c); c.runState = CpuRunState.Halted; c.brk = true; c.host.halt(); },
+  exec: (c, i) => {
+    requireCpl0(c);
+    c.runState = CpuRunState.Halted;
+    c.brk = true;
+    c.ripLo = i.nextLo; c.ripHi = i.nextHi;
+    c.host.halt();
+  },
 });
 function iopl(c: Cpu): number { return (c.flags & IOPL) >> 12; }
 def('FA', { name: 'cli', exec: (c) => { if ((c.cr0 & CR0_PE) && c.cpl > iopl(c)) faultErr(GP, 0); c.flags &= ~IF; } });
@@ -477,5 +485,9 @@ def('NP 0F AE/7.m', { name: 'clflush', exec: (c, i) => { i.ea(c, i); } });
 def('0F 08', { name: 'invd', exec: (c) => requireCpl0(c) });
 def('0F 09', { name: 'wbinvd', exec: (c) => requireCpl0(c) });
 def('0F 0B', { name: 'ud2', end: true, exec: () => fault(UD) });
-def('F1', { name: 'int1', flow: true, exec: () => fault(DB) });
+// INT1 (ICEBP) raises #DB as a trap: the saved RIP is the next instruction, and no gate DPL check applies.
+def('F1', {
+  name: 'int1', flow: true,
+  exec: (c, i) => { c.ripLo = i.nextLo; c.ripHi = i.nextHi; deliverEvent(c, EventKind.Exception, DB, false, 0); },
+});
 
