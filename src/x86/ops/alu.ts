@@ -256,6 +256,35 @@ export function mulU32(c: Cpu, a: number, b: number): number {
   return ((mid << 16) | (ll & 0xffff)) | 0;
 }
 
+/**
+ * 64 x 64 -> 128-bit product into PROD (four 32-bit words, low first), from four
+ * 32 x 32 products; `signed` corrects the high half for negative factors.
+ */
+const PROD = new Int32Array(4);
+function mul64(c: Cpu, aLo: number, aHi: number, bLo: number, bHi: number, signed: boolean): void {
+  const p0 = mulU32(c, aLo, bLo), p0h = c.tHi >>> 0;
+  const p1 = mulU32(c, aLo, bHi) >>> 0, p1h = c.tHi >>> 0;
+  const p2 = mulU32(c, aHi, bLo) >>> 0, p2h = c.tHi >>> 0;
+  const p3 = mulU32(c, aHi, bHi) >>> 0, p3h = c.tHi >>> 0;
+  const t1 = p0h + p1 + p2;
+  const t2 = p1h + p2h + p3 + Math.floor(t1 / 4294967296);
+  let w2 = t2 >>> 0, w3 = (p3h + Math.floor(t2 / 4294967296)) >>> 0;
+  if (signed) {
+    // signed high = unsigned high - (a < 0 ? b : 0) - (b < 0 ? a : 0), modulo 2^64
+    if (aHi < 0) { const s = w2 - (bLo >>> 0); w2 = s >>> 0; w3 = (w3 - (bHi >>> 0) - (s < 0 ? 1 : 0)) >>> 0; }
+    if (bHi < 0) { const s = w2 - (aLo >>> 0); w2 = s >>> 0; w3 = (w3 - (aHi >>> 0) - (s < 0 ? 1 : 0)) >>> 0; }
+  }
+  PROD[0] = p0; PROD[1] = t1 >>> 0; PROD[2] = w2; PROD[3] = w3;
+}
+/** Whether the signed 128-bit product in PROD fits in 64 bits (high half = sign extension). */
+function prodFits64(): boolean {
+  const ext = PROD[1] < 0 ? -1 : 0;
+  return PROD[2] === ext && PROD[3] === ext;
+}
+function storeProd(c: Cpu): void {
+  c.rlo[RAX] = PROD[0]; c.rhi[RAX] = PROD[1]; c.rlo[RDX] = PROD[2]; c.rhi[RDX] = PROD[3];
+}
+
 function big64(lo: number, hi: number): bigint { return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0); }
 function sbig64(lo: number, hi: number): bigint { return (BigInt(hi) << 32n) | BigInt(lo >>> 0); }
 
@@ -280,17 +309,12 @@ const mul: Handler = (c, i) => {
       mulFlags(c, hi !== 0, lo, 4); break;
     }
     default: {
-      const p = big64(c.rlo[RAX], c.rhi[RAX]) * big64(src, srcHi);
-      setBig128(c, p);
-      mulFlags(c, c.rlo[RDX] !== 0 || c.rhi[RDX] !== 0, c.rlo[RAX], 8);
+      mul64(c, c.rlo[RAX], c.rhi[RAX], src, srcHi, false);
+      storeProd(c);
+      mulFlags(c, (PROD[2] | PROD[3]) !== 0, PROD[0], 8);
     }
   }
 };
-
-function setBig128(c: Cpu, p: bigint): void {
-  c.rlo[RAX] = Number(p & 0xffffffffn) | 0; c.rhi[RAX] = Number((p >> 32n) & 0xffffffffn) | 0;
-  c.rlo[RDX] = Number((p >> 64n) & 0xffffffffn) | 0; c.rhi[RDX] = Number((p >> 96n) & 0xffffffffn) | 0;
-}
 
 const imul1: Handler = (c, i) => {
   const sz = i.osz;
@@ -307,35 +331,41 @@ const imul1: Handler = (c, i) => {
       mulFlags(c, r !== ((r << 16) >> 16), r, 2); break;
     }
     case 4: {
-      const p = BigInt(c.rlo[RAX]) * BigInt(src | 0);
-      const lo = Number(BigInt.asIntN(32, p)), hi = Number(BigInt.asIntN(32, p >> 32n));
+      // Signed 32 x 32: the 64-bit product of the sign-extended factors.
+      mul64(c, c.rlo[RAX], c.rlo[RAX] >> 31, src, src >> 31, true);
+      const lo = PROD[0], hi = PROD[1];
       c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0;
-      mulFlags(c, BigInt(lo) !== p, lo, 4); break;
+      mulFlags(c, hi !== (lo >> 31), lo, 4); break;
     }
     default: {
-      const p = sbig64(c.rlo[RAX], c.rhi[RAX]) * sbig64(src, srcHi);
-      setBig128(c, BigInt.asUintN(128, p));
-      mulFlags(c, BigInt.asIntN(64, p) !== p, c.rlo[RAX], 8);
+      mul64(c, c.rlo[RAX], c.rhi[RAX], src, srcHi, true);
+      storeProd(c);
+      mulFlags(c, !prodFits64(), PROD[0], 8);
     }
   }
 };
 
 /** IMUL r, r/m[, imm]: truncated signed product; CF=OF when it does not fit. */
 function imulTrunc(c: Cpu, sz: number, a: number, aHi: number, b: number, bHi: number): number {
-  if (sz === 8) {
-    const p = sbig64(a, aHi) * sbig64(b, bHi);
-    const t = BigInt.asIntN(64, p);
-    const lo = Number(t & 0xffffffffn) | 0;
-    c.tHi = Number((t >> 32n) & 0xffffffffn) | 0;
-    const hi = c.tHi;
-    mulFlags(c, t !== p, lo, 8);
+  if (sz === 8 && aHi === (a >> 31) && bHi === (b >> 31)) {
+    // Both factors fit in 32 bits signed: |product| <= 2^62, no overflow; the low
+    // 64 bits of the product are the same signed or unsigned.
+    const lo = mulU32(c, a, b);
+    const hi = (c.tHi + Math.imul(a, bHi) + Math.imul(aHi, b)) | 0;
+    mulFlags(c, false, lo, 8);
     c.tHi = hi;
     return lo;
   }
+  if (sz === 8) {
+    mul64(c, a, aHi, b, bHi, true);
+    mulFlags(c, !prodFits64(), PROD[0], 8);
+    c.tHi = PROD[1];
+    return PROD[0];
+  }
   if (sz === 4) {
     const lo = Math.imul(a, b);
-    const exact = BigInt(a | 0) * BigInt(b | 0);
-    mulFlags(c, BigInt(lo) !== exact, lo, 4);
+    mul64(c, a, a >> 31, b, b >> 31, true);
+    mulFlags(c, PROD[1] !== (lo >> 31), lo, 4);
     return lo;
   }
   const r = sext(a, sz) * sext(b, sz);
@@ -385,6 +415,14 @@ const div: Handler = (c, i) => {
       c.rlo[RAX] = q | 0; c.rhi[RAX] = 0; c.rlo[RDX] = r | 0; c.rhi[RDX] = 0; break;
     }
     default: {
+      // Exact in doubles when RDX is 0 and both operands are below 2^53 (the common case).
+      if ((c.rlo[RDX] | c.rhi[RDX]) === 0 && c.rhi[RAX] >= 0 && c.rhi[RAX] < 0x200000 && dHi >= 0 && dHi < 0x200000 && (d | dHi) !== 0) {
+        const n = c.rhi[RAX] * 4294967296 + (c.rlo[RAX] >>> 0), dn = dHi * 4294967296 + (d >>> 0);
+        const q = Math.floor(n / dn), r = n - q * dn;
+        c.rlo[RAX] = q | 0; c.rhi[RAX] = Math.floor(q / 4294967296) | 0;
+        c.rlo[RDX] = r | 0; c.rhi[RDX] = Math.floor(r / 4294967296) | 0;
+        break;
+      }
       const dv = big64(d, dHi);
       if (dv === 0n) fault(DE);
       const n = (big64(c.rlo[RDX], c.rhi[RDX]) << 64n) | big64(c.rlo[RAX], c.rhi[RAX]);

@@ -102,6 +102,49 @@ function shift32(c: Cpu, op: number, v: number, n: number): number | undefined {
   return r;
 }
 
+/**
+ * 64-bit SHL/SHR/SAR/ROL/ROR on int32 halves (count 1..63); returns the low half,
+ * the high half in c.tHi, and sets flags. RCL/RCR return undefined (generic path).
+ */
+function shift64(c: Cpu, op: number, lo: number, hi: number, n: number): number | undefined {
+  let rLo: number, rHi: number, cf: number, of: number;
+  switch (op) {
+    case 4: case 6: { // SHL
+      if (n < 32) { rHi = (hi << n) | (lo >>> (32 - n)); rLo = lo << n; cf = (hi >>> (32 - n)) & 1; }
+      else { rHi = lo << (n - 32); rLo = 0; cf = n === 32 ? hi & 1 : (lo >>> (64 - n)) & 1; }
+      of = (rHi >>> 31) ^ cf;
+      break;
+    }
+    case 5: { // SHR
+      if (n < 32) { rLo = (lo >>> n) | (n === 0 ? 0 : hi << (32 - n)); rHi = hi >>> n; cf = (lo >>> (n - 1)) & 1; }
+      else { rLo = hi >>> (n - 32); rHi = 0; cf = n === 32 ? lo >>> 31 : (hi >>> (n - 33)) & 1; }
+      of = hi >>> 31;
+      break;
+    }
+    case 7: { // SAR
+      if (n < 32) { rLo = (lo >>> n) | (hi << (32 - n)); rHi = hi >> n; cf = (lo >>> (n - 1)) & 1; }
+      else { rLo = hi >> (n - 32); rHi = hi >> 31; cf = n === 32 ? lo >>> 31 : (hi >>> (n - 33)) & 1; }
+      of = 0;
+      break;
+    }
+    case 0: case 1: { // ROL, ROR (ROR by n = ROL by 64 - n); only CF and OF change
+      let k = op === 0 ? n : 64 - n, a = lo, b = hi;
+      if (k >= 32) { a = hi; b = lo; k -= 32; }
+      rLo = k === 0 ? a : (a << k) | (b >>> (32 - k));
+      rHi = k === 0 ? b : (b << k) | (a >>> (32 - k));
+      if (op === 0) { cf = rLo & 1; of = (rHi >>> 31) ^ cf; } else { cf = rHi >>> 31; of = cf ^ ((rHi >>> 30) & 1); }
+      c.flags = (materializeFlags(c) & ~(CF | OF)) | (cf ? CF : 0) | (of ? OF : 0);
+      c.tHi = rHi | 0;
+      return rLo | 0;
+    }
+    default: return undefined;
+  }
+  rLo |= 0; rHi |= 0;
+  setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | ((rLo | rHi) === 0 ? ZF : 0) | (rHi < 0 ? SF : 0) | PARITY[rLo & 0xff]);
+  c.tHi = rHi;
+  return rLo;
+}
+
 function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
   return (c, i) => {
     const sz = i.osz, op = i.ext;
@@ -116,8 +159,8 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
       return;
     }
     let rLo: number, rHi = 0;
-    const fast = sz === 4 ? shift32(c, op, lo, count) : undefined;
-    if (fast !== undefined) rLo = fast;
+    const fast = sz === 4 ? shift32(c, op, lo, count) : sz === 8 ? shift64(c, op, lo, hi, count) : undefined;
+    if (fast !== undefined) { rLo = fast; rHi = sz === 8 ? c.tHi : 0; }
     else {
       const r = shiftOp(c, op, toBig(lo, hi, sz), count, sz);
       rLo = Number(r & 0xffffffffn) | 0; rHi = Number((r >> 32n) & 0xffffffffn) | 0;
