@@ -98,12 +98,32 @@ def('D7', {
 });
 
 // ---- LEA ----
+const leaGeneric: Handler = (c, i) => {
+  if (i.rm >= 0) fault(UD);
+  const lo = leaOffset(c, i);
+  setReg(c, i.reg, i.osz, lo, c.tHi);
+};
+/** lea r64, [base + disp] */
+const leaBase64: Handler = (c, i) => {
+  const R = c.rlo, b = i.base, s = (R[b] >>> 0) + (i.disp >>> 0);
+  R[i.reg] = s | 0;
+  c.rhi[i.reg] = (c.rhi[b] + (i.disp >> 31) + (s > 0xffffffff ? 1 : 0)) | 0;
+};
+/** lea r32, [base + index * scale + disp] with 64-bit addressing: the low 32 bits only depend on low halves. */
+const leaLow32: Handler = (c, i) => {
+  const R = c.rlo;
+  let v = (R[i.base] + i.disp) | 0;
+  if (i.index >= 0) v = (v + (R[i.index] << i.scale)) | 0;
+  R[i.reg] = v; c.rhi[i.reg] = 0;
+};
 def('8D', {
   name: 'lea', modrm: true,
-  exec: (c, i) => {
-    if (i.rm >= 0) fault(UD);
-    const lo = leaOffset(c, i);
-    setReg(c, i.reg, i.osz, lo, c.tHi);
+  bind: (i) => {
+    if (i.rm < 0 && i.asz === 8 && i.base >= 0) {
+      if (i.osz === 8 && i.index < 0) return leaBase64;
+      if (i.osz === 4) return leaLow32;
+    }
+    return leaGeneric;
   },
 });
 

@@ -5,7 +5,7 @@
  */
 import type { Cpu } from '../cpu.js';
 import { materializeFlags, PARITY, setArithFlags } from '../flags.js';
-import type { Handler } from '../insn.js';
+import type { Handler, Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
 import { readMem, readRegOp, writeMem, getReg, setReg } from '../operands.js';
 import { CF, OF, RCX, SF, ZF } from '../regs.js';
@@ -170,11 +170,32 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
   };
 }
 
+/** Register operand, immediate count, 64-bit, for the ops shift64 handles: the common compiled form. */
+const shiftReg64Imm: Handler = (c, i) => {
+  const n = i.imm & 0x3f, r = i.rm;
+  if (n === 0) return;
+  const lo = shift64(c, i.ext, c.rlo[r], c.rhi[r], n)!;
+  c.rlo[r] = lo; c.rhi[r] = c.tHi;
+};
+/** Register operand, immediate count, 32-bit SHL/SHR/SAR. */
+const shiftReg32Imm: Handler = (c, i) => {
+  const n = i.imm & 0x1f, r = i.rm;
+  if (n !== 0) c.rlo[r] = shift32(c, i.ext, c.rlo[r], n)!;
+  c.rhi[r] = 0;
+};
+function bindGroup2(generic: Handler): (i: Insn) => Handler {
+  return (i) => {
+    if (i.rm >= 0 && i.osz === 8 && i.ext !== 2 && i.ext !== 3) return shiftReg64Imm;
+    if (i.rm >= 0 && i.osz === 4 && i.ext >= 4) return shiftReg32Imm;
+    return generic;
+  };
+}
+
 const NAMES = ['rol', 'ror', 'rcl', 'rcr', 'shl', 'shr', 'sal', 'sar'];
 for (let op = 0; op < 8; op++) {
   const name = NAMES[op];
   def(`C0/${op}`, { name, byte: true, imm: 'ib', exec: group2('imm') });
-  def(`C1/${op}`, { name, imm: 'ib', exec: group2('imm') });
+  def(`C1/${op}`, { name, imm: 'ib', bind: bindGroup2(group2('imm')) });
   def(`D0/${op}`, { name, byte: true, exec: group2('one') });
   def(`D1/${op}`, { name, exec: group2('one') });
   def(`D2/${op}`, { name, byte: true, exec: group2('cl') });
