@@ -181,10 +181,17 @@ def('84', { name: 'test', modrm: true, byte: true, exec: testRmReg });
 def('85', { name: 'test', modrm: true, bind: bindAlu(8, 'rm-reg', testRmReg) });
 def('A8', { name: 'test', byte: true, imm: 'ib', exec: testAcc });
 def('A9', { name: 'test', imm: 'iz', exec: testAcc });
-def('F6/0', { name: 'test', byte: true, imm: 'ib', exec: testRmImm });
-def('F6/1', { name: 'test', byte: true, imm: 'ib', exec: testRmImm });
-def('F7/0', { name: 'test', imm: 'iz', exec: testRmImm });
-def('F7/1', { name: 'test', imm: 'iz', exec: testRmImm });
+/** test r8, imm8 (e.g. `test dil, 1`), register operand. */
+const testReg8Imm: Handler = (c, i) => {
+  const a = getReg(c, i.rm8, 1), b = i.imm & 0xff;
+  lazy(c, FOp.Logic, 1, a, b, a & b);
+};
+const bindTestImm = (i: Insn): Handler =>
+  i.rm < 0 ? testRmImm : i.osz === 1 ? testReg8Imm : fastAlu(8, i.osz, 'rm-imm') ?? testRmImm;
+def('F6/0', { name: 'test', byte: true, imm: 'ib', bind: bindTestImm });
+def('F6/1', { name: 'test', byte: true, imm: 'ib', bind: bindTestImm });
+def('F7/0', { name: 'test', imm: 'iz', bind: bindTestImm });
+def('F7/1', { name: 'test', imm: 'iz', bind: bindTestImm });
 
 // ---- read-modify-write of the r/m operand with a unary function ----
 
