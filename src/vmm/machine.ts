@@ -97,20 +97,23 @@ export class Machine {
     let rounds = 0;
     try {
       for (;;) {
+        // Guest time advances by the longest any vCPU ran this round (see runVcpu).
+        let roundInsns = 0;
         let anyRan = false;
         for (const v of this.vcpus) {
           v.startRound();
           v.apic.tick();
           if (!v.runnable) continue;
           anyRan = true;
-          const r = this.runVcpu(v);
-          if (r !== null) return r;
+          const used = this.runVcpu(v);
+          if (typeof used !== 'number') return used;
+          roundInsns = Math.max(roundInsns, used);
         }
         if (this.totalInsns >= maxInsns) {
           return { kind: 'budget', detail: `instruction budget of ${maxInsns} used up; ${this.describe(0)}` };
         }
         if (anyRan) {
-          clock.roundStartNs += this.quantum * clock.nsPerInsn;
+          clock.roundStartNs += Math.max(1, roundInsns) * clock.nsPerInsn;
         } else {
           // Every vCPU is halted or waiting: jump to the next timer event, if any.
           let next = Infinity;
@@ -130,8 +133,14 @@ export class Machine {
     }
   }
 
-  /** Runs one vCPU for its quantum, handling its exits. Returns a result when the machine stops. */
-  private runVcpu(v: Vcpu): MachineResult | null {
+  /**
+   * Runs one vCPU for up to its quantum, handling its exits. Returns the guest
+   * time it used, in instructions: what it ran if it halted (it sleeps from
+   * then on), the whole quantum otherwise (a PAUSE yields the rest of the
+   * quantum, so spin-waits cannot slow guest time down). Returns a result when
+   * the machine stops.
+   */
+  private runVcpu(v: Vcpu): number | MachineResult {
     let left = this.quantum;
     while (left > 0) {
       const before = v.cpu.icount;
@@ -142,9 +151,10 @@ export class Machine {
       const stop = this.handleExit(v, exit);
       if (stop !== undefined) return stop;
       if (this.exitCode !== null) return { kind: 'exit', code: this.exitCode };
-      if (exit.reason === 'hlt' || exit.reason === 'preempted') break;
+      if (exit.reason === 'hlt') return this.quantum - left;
+      if (exit.reason === 'preempted') break;
     }
-    return null;
+    return this.quantum;
   }
 
   private handleExit(v: Vcpu, exit: VcpuExit): MachineResult | undefined {

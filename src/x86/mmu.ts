@@ -20,7 +20,7 @@ import {
 } from './regs.js';
 import { Tlb, TlbEntry, vpnKey } from './tlb.js';
 
-const FAST_BITS = 8;
+const FAST_BITS = 10;
 const FAST_N = 1 << FAST_BITS;
 const FAST_MASK = FAST_N - 1;
 /** A tag no canonical address has (hi half of a canonical address is 0..0x7fff or >= 0xffff8000). */
