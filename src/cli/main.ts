@@ -4,7 +4,7 @@
  * image; 3 when the guest shut down (triple fault) or hung; 4 when a limit
  * (--max-insns, --timeout) stopped it. Diagnoses are one line on stderr.
  */
-import { readFileSync, writeSync, openSync, closeSync } from 'node:fs';
+import { readFileSync, writeFileSync, writeSync, openSync, closeSync } from 'node:fs';
 import { parseArgs, USAGE, UsageError, type RunOptions } from './args.js';
 import { ImageError } from '../vmm/loader/elf.js';
 import { Machine } from '../vmm/machine.js';
@@ -23,7 +23,6 @@ function readInput(path: string, what: string): Uint8Array {
 }
 
 function runGuest(o: RunOptions): number {
-  if (o.trace !== undefined) throw new UsageError('--trace is not implemented yet.');
   const image = readInput(o.image, 'image');
   const modules = o.initrd.map((p) => ({ data: readInput(p, 'initrd'), string: p }));
   let fd = 1;
@@ -33,11 +32,12 @@ function runGuest(o: RunOptions): number {
   const machine = new Machine({
     image, imagePath: o.image, smp: o.smp, memory: o.memory, append: o.append, modules,
     maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
-    guestMips: o.guestMips, tscHz: o.tscMhz * 1e6,
+    guestMips: o.guestMips, tscHz: o.tscMhz * 1e6, trace: o.trace !== undefined,
     serial: (b) => { writeSync(fd, b); },
   });
   const r = machine.run();
   if (fd !== 1) closeSync(fd);
+  if (o.trace !== undefined) writeTrace(o.trace, machine.vm.trace!.toChromeJson());
   switch (r.kind) {
     case 'exit': return r.code & 0xff;
     case 'shutdown': process.stderr.write(`vsmvisor: guest shut down (${r.why}); ${r.detail}\n`); return EXIT_SHUTDOWN;
@@ -45,6 +45,10 @@ function runGuest(o: RunOptions): number {
     case 'budget': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
     case 'timeout': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
   }
+}
+
+function writeTrace(path: string, json: string): void {
+  try { writeFileSync(path, json); } catch (e) { throw new UsageError(`cannot write trace file '${path}': ${(e as Error).message}.`); }
 }
 
 export function main(argv: readonly string[]): number {

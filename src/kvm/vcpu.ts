@@ -9,6 +9,7 @@
  * answered from the completion (KVM's complete_userspace_io).
  */
 import { Cpu, CpuRunState } from '../x86/cpu.js';
+import { EventKind } from '../x86/interrupts.js';
 import { fault } from '../x86/fault.js';
 import { ACCESS_RWX, type CpuHost, type MemFaultInfo } from '../x86/host.js';
 import { MSR_APIC_BASE, MSR_TSC, UD } from '../x86/regs.js';
@@ -44,6 +45,25 @@ export class Vcpu implements CpuHost {
       physAddrBits: 40,
     });
     this.apic.onPending = () => { this.cpu.intrCheck = true; };
+    if (vm.trace !== null) this.cpu.onDeliver = (kind, vector, hasErr, err) => this.traceDelivery(kind, vector, hasErr, err);
+  }
+
+  private traceDelivery(kind: EventKind, vector: number, hasErr: boolean, err: number): void {
+    const t = this.vm.trace!;
+    const c = this.cpu;
+    const rip = ((BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0)).toString(16);
+    if (kind === EventKind.External) { t.emit('kvm_inj_virq', this.id, this.nowNs(), { vector, rip }); return; }
+    if (kind === EventKind.Nmi) { t.emit('kvm_inj_nmi', this.id, this.nowNs(), { rip }); return; }
+    const args: Record<string, string | number | boolean> = { exception: vector, has_error: hasErr, error_code: err, rip, soft: kind !== EventKind.Exception };
+    if (c.cur !== null) {
+      args.insn = Array.from(c.cur.bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+      args.insn_name = c.cur.name;
+    }
+    t.emit('kvm_inj_exception', this.id, this.nowNs(), args);
+  }
+
+  private trace(name: string, args: Record<string, string | number | boolean>): void {
+    this.vm.trace?.emit(name, this.id, this.nowNs(), args);
   }
 
   /** KVM_SET_CPUID2. */
@@ -80,7 +100,11 @@ export class Vcpu implements CpuHost {
     if (c.runState === CpuRunState.Shutdown) return { reason: 'shutdown', why: 'the vCPU is shut down' };
     if (this.apic.pendingVector() >= 0) c.intrCheck = true;
     c.run(budget);
-    if (this.exit !== null) return this.exit;
+    const exit = this.exit as VcpuExit | null; // set by the callbacks during c.run()
+    if (exit !== null) {
+      if (this.vm.trace !== null) this.trace('kvm_exit', { reason: exit.reason });
+      return exit;
+    }
     switch (c.runState as CpuRunState) {
       case CpuRunState.Halted: return HLT;
       case CpuRunState.Shutdown: return { reason: 'shutdown', why: 'the vCPU is shut down' };
@@ -133,12 +157,16 @@ export class Vcpu implements CpuHost {
 
   ioRead(port: number, size: number): number {
     const done = this.takeCompletion('io', port, size);
-    if (done !== null) return done.value;
+    if (done !== null) {
+      if (this.vm.trace !== null) this.trace('kvm_pio', { rw: 'read', port, size, val: done.value >>> 0 });
+      return done.value;
+    }
     this.pendingIn = { port, size };
     this.exit = { reason: 'io', direction: 'in', port, size, value: 0 };
     return this.cpu.abortInstruction();
   }
   ioWrite(port: number, size: number, value: number): void {
+    if (this.vm.trace !== null) this.trace('kvm_pio', { rw: 'write', port, size, val: value >>> 0 });
     this.exit = { reason: 'io', direction: 'out', port, size, value };
     this.cpu.requestStop();
   }
@@ -149,7 +177,11 @@ export class Vcpu implements CpuHost {
       return size >= 4 ? v : v & (size === 1 ? 0xff : 0xffff);
     }
     const done = this.takeCompletion('mmio', gpa, size);
-    if (done !== null) { this.cpu.tHi = done.hi; return done.value; }
+    if (done !== null) {
+      if (this.vm.trace !== null) this.trace('kvm_mmio', { rw: 'read', gpa: gpa.toString(16), len: size, val: done.value >>> 0 });
+      this.cpu.tHi = done.hi;
+      return done.value;
+    }
     this.pendingMmio = { gpa, size };
     this.exit = { reason: 'mmio', isWrite: false, gpa, size, value: 0n };
     return this.cpu.abortInstruction();
@@ -161,6 +193,7 @@ export class Vcpu implements CpuHost {
       return;
     }
     const value = size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
+    if (this.vm.trace !== null) this.trace('kvm_mmio', { rw: 'write', gpa: gpa.toString(16), len: size, val: value.toString(16) });
     this.exit = { reason: 'mmio', isWrite: true, gpa, size, value };
     this.cpu.requestStop();
   }
@@ -192,6 +225,7 @@ export class Vcpu implements CpuHost {
     else if (index >= 0x800 && index <= 0x8ff) v = this.apic.rdmsr(index);
     else if (index === MSR_TSC_DEADLINE) v = this.apic.readTscDeadline();
     else if (index === MSR_TSC) v = BigInt(this.tsc());
+    if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'read', msr: index.toString(16), data: v === undefined ? 'gp' : v.toString(16) });
     if (v === undefined) return false;
     out[0] = Number(v & 0xffffffffn) | 0; out[1] = Number((v >> 32n) & 0xffffffffn) | 0;
     return true;
@@ -204,6 +238,7 @@ export class Vcpu implements CpuHost {
     else if (index === MSR_TSC_DEADLINE) { this.apic.writeTscDeadline(v); ok = true; }
     else if (index === MSR_TSC) { this.tscOffset = Number(v) - this.vm.clock.tscAt(this.nowNs()); ok = true; }
     this.cpu.intrCheck = true;
+    if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'write', msr: index.toString(16), data: ok ? v.toString(16) : 'gp' });
     return ok;
   }
 

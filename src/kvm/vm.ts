@@ -5,6 +5,7 @@
 import { PhysMemory } from '../memory/phys-memory.js';
 import { GuestClock } from './clock.js';
 import { KvmError } from './errors.js';
+import { TraceLog } from './trace.js';
 import { LocalApic, type ApicBus } from './lapic.js';
 import { Vcpu } from './vcpu.js';
 
@@ -14,16 +15,21 @@ export interface VmOptions {
   clock?: GuestClock;
   /** An existing memory to share (every VTL's Vm runs over the same guest memory). */
   memory?: PhysMemory;
+  /** Collect trace events (see trace.ts). */
+  trace?: boolean;
 }
 
 export class Vm implements ApicBus {
   readonly mem: PhysMemory;
   readonly clock: GuestClock;
   readonly vcpus: Vcpu[] = [];
+  /** Trace events, when tracing was asked for at creation. */
+  readonly trace: TraceLog | null;
 
   constructor(opts: VmOptions) {
     this.mem = opts.memory ?? new PhysMemory(opts.memorySize);
     this.clock = opts.clock ?? new GuestClock();
+    this.trace = opts.trace ? new TraceLog() : null;
   }
 
   /** KVM_CREATE_VCPU. */
@@ -41,6 +47,10 @@ export class Vm implements ApicBus {
     const logical = (icrLow & (1 << 11)) !== 0;
     const mode = (icrLow >>> 8) & 7;
     const x2 = from.mode === 'x2apic';
+    if (this.trace !== null) {
+      const sender = this.vcpus.find((v) => v.apic === from);
+      this.trace.emit('kvm_apic_ipi', sender?.id ?? -1, sender?.nowNs() ?? 0, { icr_low: (icrLow >>> 0).toString(16), dest: destination >>> 0 });
+    }
     const targets: LocalApic[] = [];
     for (const v of this.vcpus) {
       const a = v.apic;

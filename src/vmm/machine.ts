@@ -38,6 +38,8 @@ export interface MachineOptions {
   guestMips?: number;
   /** Guest TSC frequency in Hz (default 1 GHz). */
   tscHz?: number;
+  /** Collect trace events (vm.trace). */
+  trace?: boolean;
 }
 
 export type MachineResult =
@@ -61,7 +63,7 @@ export class Machine {
   constructor(opts: MachineOptions) {
     this.opts = opts;
     this.quantum = opts.quantum ?? 20_000;
-    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9) });
+    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace });
     const boot = loadMultiboot(this.vm.mem, opts.image, { imagePath: opts.imagePath, append: opts.append, modules: opts.modules });
     const cpuid = defaultCpuid(opts.smp);
     for (let k = 0; k < opts.smp; k++) {

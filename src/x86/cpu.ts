@@ -123,6 +123,8 @@ export class Cpu {
    * guest; RIP stays on the instruction and run() returns.
    */
   exceptionIntercept: ((vector: number, errorCode: number) => boolean) | null = null;
+  /** Observer of every event delivery (exceptions, interrupts, NMIs, INT n), for tracing; null when unused. */
+  onDeliver: ((kind: EventKind, vector: number, hasErrorCode: boolean, errorCode: number) => void) | null = null;
 
   constructor(mem: PhysMemory, host: CpuHost) {
     this.mem = mem;

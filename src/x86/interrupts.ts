@@ -33,6 +33,7 @@ export function deliverEvent(c: Cpu, kind: EventKind, vector: number, hasErr: bo
     c.requestStop();
     return;
   }
+  if (c.onDeliver !== null) c.onDeliver(kind, vector, hasErr, err);
   try {
     c.deliveryDepth++;
     deliver(c, kind, vector, hasErr, err);

@@ -109,3 +109,32 @@ test('the same image and options give the same output byte for byte', { skip: !e
   assert.equal(a.status, 0);
   assert.equal(a.out, b.out);
 });
+
+test('--trace writes KVM-named trace events as Chrome trace JSON; an undefined opcode shows up as kvm_inj_exception #UD', () => {
+  // ud2 at 0x10000c with no IDT: #UD, then #GP, #DF, triple fault; the first delivery attempt is traced.
+  const img = image('ud.elf', [0x0f, 0x0b]);
+  const file = join(dir, 'trace.json');
+  const r = vsm('run', img, '--trace', file);
+  assert.equal(r.status, 3);
+  const trace = JSON.parse(spawnSync('cat', [file], { encoding: 'utf8' }).stdout) as { traceEvents: { name: string; ph: string; tid: number; args: Record<string, unknown> }[] };
+  const ud = trace.traceEvents.filter((e) => e.name === 'kvm_inj_exception' && e.args.exception === 6);
+  assert.equal(ud.length, 1);
+  assert.deepEqual({ ...ud[0].args }, { exception: 6, has_error: false, error_code: 0, rip: '10000c', soft: false, insn: '0f 0b', insn_name: 'ud2' });
+  assert.equal(ud[0].ph, 'i');
+  assert.equal(ud[0].tid, 1);
+});
+
+test('--trace records port I/O and IPIs of a real guest', { skip: !existsSync(join(REPO, 'guests/build/ipi.elf')) && 'guests not built' }, () => {
+  const file = join(dir, 'ipi-trace.json');
+  const r = vsm('run', join(REPO, 'guests/build/ipi.elf'), '--smp', '2', '--trace', file);
+  assert.equal(r.status, 0);
+  const ev = (JSON.parse(spawnSync('cat', [file], { encoding: 'utf8' }).stdout) as { traceEvents: { name: string; args: Record<string, unknown> }[] }).traceEvents;
+  // Every serial byte is an OUT to 0x3F8; one more is the divisor latch written during UART init (DLAB=1, not output).
+  const serial = ev.filter((e) => e.name === 'kvm_pio' && e.args.port === 0x3f8 && e.args.rw === 'write');
+  assert.equal(serial.length, Buffer.byteLength(r.out) + 1);
+  assert.ok(ev.some((e) => e.name === 'kvm_apic_ipi'));
+  assert.ok(ev.some((e) => e.name === 'kvm_inj_virq'));
+  // The exit code write is the last port write.
+  const last = ev.filter((e) => e.name === 'kvm_pio').at(-1)!;
+  assert.deepEqual({ port: last.args.port, val: last.args.val }, { port: 0xf4, val: 0 });
+});
