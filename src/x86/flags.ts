@@ -6,8 +6,19 @@
  */
 import type { Cpu } from './cpu.js';
 import { AF, ARITH_FLAGS, CF, OF, PF, SF, ZF } from './regs.js';
+import { imul32Fits, mul64x64, productFits64 } from './wide-mul.js';
 
-export const enum FOp { None = 0, Add = 1, Sub = 2, Logic = 3, Inc = 4, Dec = 5 }
+export const enum FOp {
+  None = 0, Add = 1, Sub = 2, Logic = 3, Inc = 4, Dec = 5,
+  /** Truncating signed multiply (IMUL r, r/m[, imm]): CF = OF = the product overflowed; AF clear. */
+  Imul = 6,
+}
+
+/** CF/OF of a lazily recorded IMUL: whether the full signed product overflowed the operand size. */
+function imulOverflow(c: Cpu): boolean {
+  if (c.fSize === 8) { mul64x64(c.fA, c.fAHi, c.fB, c.fBHi, true); return !productFits64(); }
+  return !imul32Fits(c.fA, c.fB);
+}
 
 /** Even-parity table for the low byte of a result: PF = PARITY[res & 0xff]. */
 export const PARITY = new Uint8Array(256);
@@ -61,6 +72,7 @@ export function getCF(c: Cpu): number {
     case FOp.Sub:
       if (c.fSize === 8) return ult64(c.fA, c.fAHi, c.fB, c.fBHi) ? CF : 0;
       return ult(c.fA, c.fB) ? CF : 0;
+    case FOp.Imul: return imulOverflow(c) ? CF : 0;
   }
   return 0;
 }
@@ -85,7 +97,7 @@ export function getPF(c: Cpu): number {
 export function getAF(c: Cpu): number {
   switch (c.fOp) {
     case FOp.None: return c.flags & AF;
-    case FOp.Logic: return 0;
+    case FOp.Logic: case FOp.Imul: return 0;
     default: return (c.fA ^ c.fB ^ c.fRes) & AF;
   }
 }
@@ -96,6 +108,7 @@ export function getOF(c: Cpu): number {
   switch (c.fOp) {
     case FOp.None: return c.flags & OF;
     case FOp.Logic: return 0;
+    case FOp.Imul: return imulOverflow(c) ? OF : 0;
     case FOp.Add: case FOp.Inc: return ((a ^ r) & (b ^ r) & sign) ? OF : 0;
     case FOp.Sub: case FOp.Dec: return ((a ^ b) & (a ^ r) & sign) ? OF : 0;
   }

@@ -7,6 +7,7 @@ import { fault } from '../fault.js';
 import { FOp, getCF, lazy, lazy64, lazyIncDec, PARITY, setArithFlags, signBit } from '../flags.js';
 import type { Handler, Insn } from '../insn.js';
 import { fastAlu } from './alu-fast.js';
+import { mul32x32, mul64lo, mul64x64, productFits64, W } from '../wide-mul.js';
 import { def } from '../opcode-table.js';
 import { getReg, readMem, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp } from '../operands.js';
 import { AF, CF, DE, OF, RAX, RDX, SF, ZF } from '../regs.js';
@@ -254,44 +255,6 @@ def('48+r', { name: 'dec', no64: true, exec: incDecReg(dec) });
 
 // ---- multiplication and division ----
 
-/** Unsigned 32x32 -> 64: returns lo, hi in c.tHi. */
-export function mulU32(c: Cpu, a: number, b: number): number {
-  const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
-  const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
-  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
-  c.tHi = (hh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) | 0;
-  return ((mid << 16) | (ll & 0xffff)) | 0;
-}
-
-/**
- * 64 x 64 -> 128-bit product into PROD (four 32-bit words, low first), from four
- * 32 x 32 products; `signed` corrects the high half for negative factors.
- */
-const PROD = new Int32Array(4);
-function mul64(c: Cpu, aLo: number, aHi: number, bLo: number, bHi: number, signed: boolean): void {
-  const p0 = mulU32(c, aLo, bLo), p0h = c.tHi >>> 0;
-  const p1 = mulU32(c, aLo, bHi) >>> 0, p1h = c.tHi >>> 0;
-  const p2 = mulU32(c, aHi, bLo) >>> 0, p2h = c.tHi >>> 0;
-  const p3 = mulU32(c, aHi, bHi) >>> 0, p3h = c.tHi >>> 0;
-  const t1 = p0h + p1 + p2;
-  const t2 = p1h + p2h + p3 + Math.floor(t1 / 4294967296);
-  let w2 = t2 >>> 0, w3 = (p3h + Math.floor(t2 / 4294967296)) >>> 0;
-  if (signed) {
-    // signed high = unsigned high - (a < 0 ? b : 0) - (b < 0 ? a : 0), modulo 2^64
-    if (aHi < 0) { const s = w2 - (bLo >>> 0); w2 = s >>> 0; w3 = (w3 - (bHi >>> 0) - (s < 0 ? 1 : 0)) >>> 0; }
-    if (bHi < 0) { const s = w2 - (aLo >>> 0); w2 = s >>> 0; w3 = (w3 - (aHi >>> 0) - (s < 0 ? 1 : 0)) >>> 0; }
-  }
-  PROD[0] = p0; PROD[1] = t1 >>> 0; PROD[2] = w2; PROD[3] = w3;
-}
-/** Whether the signed 128-bit product in PROD fits in 64 bits (high half = sign extension). */
-function prodFits64(): boolean {
-  const ext = PROD[1] < 0 ? -1 : 0;
-  return PROD[2] === ext && PROD[3] === ext;
-}
-function storeProd(c: Cpu): void {
-  c.rlo[RAX] = PROD[0]; c.rhi[RAX] = PROD[1]; c.rlo[RDX] = PROD[2]; c.rhi[RDX] = PROD[3];
-}
-
 function big64(lo: number, hi: number): bigint { return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0); }
 function sbig64(lo: number, hi: number): bigint { return (BigInt(hi) << 32n) | BigInt(lo >>> 0); }
 
@@ -311,14 +274,15 @@ const mul: Handler = (c, i) => {
       mulFlags(c, (r >>> 16) !== 0, r, 2); break;
     }
     case 4: {
-      const lo = mulU32(c, c.rlo[RAX], src), hi = c.tHi;
+      mul32x32(c.rlo[RAX], src);
+      const lo = W[0], hi = W[1];
       c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0;
       mulFlags(c, hi !== 0, lo, 4); break;
     }
     default: {
-      mul64(c, c.rlo[RAX], c.rhi[RAX], src, srcHi, false);
-      storeProd(c);
-      mulFlags(c, (PROD[2] | PROD[3]) !== 0, PROD[0], 8);
+      mul64x64(c.rlo[RAX], c.rhi[RAX], src, srcHi, false);
+      c.rlo[RAX] = W[0]; c.rhi[RAX] = W[1]; c.rlo[RDX] = W[2]; c.rhi[RDX] = W[3];
+      mulFlags(c, (W[2] | W[3]) !== 0, W[0], 8);
     }
   }
 };
@@ -339,46 +303,52 @@ const imul1: Handler = (c, i) => {
     }
     case 4: {
       // Signed 32 x 32: the 64-bit product of the sign-extended factors.
-      mul64(c, c.rlo[RAX], c.rlo[RAX] >> 31, src, src >> 31, true);
-      const lo = PROD[0], hi = PROD[1];
+      mul64x64(c.rlo[RAX], c.rlo[RAX] >> 31, src, src >> 31, true);
+      const lo = W[0], hi = W[1];
       c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0;
       mulFlags(c, hi !== (lo >> 31), lo, 4); break;
     }
     default: {
-      mul64(c, c.rlo[RAX], c.rhi[RAX], src, srcHi, true);
-      storeProd(c);
-      mulFlags(c, !prodFits64(), PROD[0], 8);
+      mul64x64(c.rlo[RAX], c.rhi[RAX], src, srcHi, true);
+      const fits = productFits64();
+      c.rlo[RAX] = W[0]; c.rhi[RAX] = W[1]; c.rlo[RDX] = W[2]; c.rhi[RDX] = W[3];
+      mulFlags(c, !fits, W[0], 8);
     }
   }
 };
 
-/** IMUL r, r/m[, imm]: truncated signed product; CF=OF when it does not fit. */
+/**
+ * IMUL r, r/m[, imm]: truncated signed product. CF=OF (overflow) are lazy
+ * (FOp.Imul: computed from the operands only if something reads them), SF ZF PF
+ * follow the result (undefined in the SDM).
+ */
 function imulTrunc(c: Cpu, sz: number, a: number, aHi: number, b: number, bHi: number): number {
-  if (sz === 8 && aHi === (a >> 31) && bHi === (b >> 31)) {
-    // Both factors fit in 32 bits signed: |product| <= 2^62, no overflow; the low
-    // 64 bits of the product are the same signed or unsigned.
-    const lo = mulU32(c, a, b);
-    const hi = (c.tHi + Math.imul(a, bHi) + Math.imul(aHi, b)) | 0;
-    mulFlags(c, false, lo, 8);
+  if (sz === 8) {
+    mul64lo(a, aHi, b, bHi);
+    const lo = W[0], hi = W[1];
+    lazy64(c, FOp.Imul, a, aHi, b, bHi, lo, hi);
     c.tHi = hi;
     return lo;
   }
-  if (sz === 8) {
-    mul64(c, a, aHi, b, bHi, true);
-    mulFlags(c, !prodFits64(), PROD[0], 8);
-    c.tHi = PROD[1];
-    return PROD[0];
-  }
   if (sz === 4) {
     const lo = Math.imul(a, b);
-    mul64(c, a, a >> 31, b, b >> 31, true);
-    mulFlags(c, PROD[1] !== (lo >> 31), lo, 4);
+    lazy(c, FOp.Imul, 4, a, b, lo);
     return lo;
   }
   const r = sext(a, sz) * sext(b, sz);
   mulFlags(c, r !== sext(r, sz), r, sz);
   return trunc(r, sz);
 }
+
+/** imul r64, r64 (register source): the common compiled form. */
+const imulRegReg64: Handler = (c, i) => {
+  const R = c.rlo, H = c.rhi, d = i.reg, s = i.rm;
+  const a = R[d], ah = H[d], b = R[s], bh = H[s];
+  mul64lo(a, ah, b, bh);
+  const lo = W[0], hi = W[1];
+  R[d] = lo; H[d] = hi;
+  c.fOp = FOp.Imul; c.fSize = 8; c.fA = a; c.fAHi = ah; c.fB = b; c.fBHi = bh; c.fRes = lo; c.fResHi = hi;
+};
 
 const imul2: Handler = (c, i) => {
   const b = readRm(c, i), bHi = c.tHi;
@@ -474,6 +444,6 @@ def('F6/6', { name: 'div', byte: true, exec: div });
 def('F7/6', { name: 'div', exec: div });
 def('F6/7', { name: 'idiv', byte: true, exec: idiv });
 def('F7/7', { name: 'idiv', exec: idiv });
-def('0F AF', { name: 'imul', modrm: true, exec: imul2 });
+def('0F AF', { name: 'imul', modrm: true, bind: (i) => (i.rm >= 0 && i.osz === 8 ? imulRegReg64 : imul2) });
 def('69', { name: 'imul', modrm: true, imm: 'iz', exec: imul3 });
 def('6B', { name: 'imul', modrm: true, imm: 'ib', exec: imul3 });

@@ -4,6 +4,7 @@
  * (saturating), PMULLW, PMULHW, PMULHUW, PMULUDQ, PMADDWD, PMINUB, PMAXUB,
  * PMINSW, PMAXSW, PAVGB, PAVGW, PSADBW.
  */
+import { mul32x32, W } from '../wide-mul.js';
 import { def } from '../opcode-table.js';
 import { packed, type Vec } from './sse.js';
 
@@ -13,11 +14,9 @@ const sat = (v: number, lo: number, hi: number): number => (v < lo ? lo : v > hi
 
 /** 32x32 -> 64-bit unsigned product of a and b (uint32 values), into r.d[k], r.d[k+1]. */
 function mulU32(a: number, b: number, r: Vec, k: number): void {
-  const al = a & 0xffff, ah = a >>> 16, bl = b & 0xffff, bh = b >>> 16;
-  const ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
-  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
-  r.d[k] = (mid << 16) | (ll & 0xffff);
-  r.d[k + 1] = (hh + (lh >>> 16) + (hl >>> 16) + (mid >>> 16)) | 0;
+  mul32x32(a, b);
+  r.d[k] = W[0];
+  r.d[k + 1] = W[1];
 }
 
 const OPS: [number, string, Fn][] = [
