@@ -12,6 +12,20 @@ export const enum FOp {
   None = 0, Add = 1, Sub = 2, Logic = 3, Inc = 4, Dec = 5,
   /** Truncating signed multiply (IMUL r, r/m[, imm]): CF = OF = the product overflowed; AF clear. */
   Imul = 6,
+  /** Shifts by a count of 1..size-1 (fA/fAHi the operand, fB the count): CF = last bit out; AF clear. */
+  Shl = 7, Shr = 8, Sar = 9,
+}
+
+/** Bit k of the recorded first operand (1, 2, 4 bytes in fA; 8 bytes in fA/fAHi). */
+function operandBit(c: Cpu, k: number): number {
+  return k < 32 ? (c.fA >>> k) & 1 : (c.fAHi >>> (k - 32)) & 1;
+}
+/** CF of a lazily recorded shift. */
+function shiftCarry(c: Cpu): number {
+  return c.fOp === FOp.Shl ? operandBit(c, c.fSize * 8 - c.fB) : operandBit(c, c.fB - 1);
+}
+function resultSign(c: Cpu): number {
+  return c.fSize === 8 ? c.fResHi >>> 31 : (c.fRes >>> (c.fSize * 8 - 1)) & 1;
 }
 
 /** CF/OF of a lazily recorded IMUL: whether the full signed product overflowed the operand size. */
@@ -73,6 +87,7 @@ export function getCF(c: Cpu): number {
       if (c.fSize === 8) return ult64(c.fA, c.fAHi, c.fB, c.fBHi) ? CF : 0;
       return ult(c.fA, c.fB) ? CF : 0;
     case FOp.Imul: return imulOverflow(c) ? CF : 0;
+    case FOp.Shl: case FOp.Shr: case FOp.Sar: return shiftCarry(c) ? CF : 0;
   }
   return 0;
 }
@@ -97,7 +112,7 @@ export function getPF(c: Cpu): number {
 export function getAF(c: Cpu): number {
   switch (c.fOp) {
     case FOp.None: return c.flags & AF;
-    case FOp.Logic: case FOp.Imul: return 0;
+    case FOp.Logic: case FOp.Imul: case FOp.Shl: case FOp.Shr: case FOp.Sar: return 0;
     default: return (c.fA ^ c.fB ^ c.fRes) & AF;
   }
 }
@@ -109,6 +124,10 @@ export function getOF(c: Cpu): number {
     case FOp.None: return c.flags & OF;
     case FOp.Logic: return 0;
     case FOp.Imul: return imulOverflow(c) ? OF : 0;
+    // SDM: OF is defined for a count of 1 and computed the same way otherwise.
+    case FOp.Shl: return (resultSign(c) ^ shiftCarry(c)) ? OF : 0;
+    case FOp.Shr: return operandBit(c, c.fSize * 8 - 1) ? OF : 0;
+    case FOp.Sar: return 0;
     case FOp.Add: case FOp.Inc: return ((a ^ r) & (b ^ r) & sign) ? OF : 0;
     case FOp.Sub: case FOp.Dec: return ((a ^ b) & (a ^ r) & sign) ? OF : 0;
   }

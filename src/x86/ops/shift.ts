@@ -4,7 +4,7 @@
  * and computed by the same rule otherwise (undefined there); AF is left clear.
  */
 import type { Cpu } from '../cpu.js';
-import { materializeFlags, PARITY, setArithFlags } from '../flags.js';
+import { FOp, materializeFlags, PARITY, setArithFlags } from '../flags.js';
 import type { Handler, Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
 import { readMem, readRegOp, writeMem, getReg, setReg } from '../operands.js';
@@ -93,12 +93,12 @@ function shiftOp(c: Cpu, op: number, v: bigint, count: number, sz: number): bigi
 /** Fast 32-bit SHL/SHR/SAR for the common case; returns undefined to fall back. */
 function shift32(c: Cpu, op: number, v: number, n: number): number | undefined {
   if (n === 0) return v;
-  let r: number, cf: number, of: number;
-  if (op === 4 || op === 6) { r = v << n; cf = (v >>> (32 - n)) & 1; of = (r >>> 31) ^ cf; }
-  else if (op === 5) { r = v >>> n; cf = (v >>> (n - 1)) & 1; of = v >>> 31; r |= 0; }
-  else if (op === 7) { r = v >> n; cf = (v >> (n - 1)) & 1; of = 0; }
+  let r: number, f: FOp;
+  if (op === 4 || op === 6) { r = v << n; f = FOp.Shl; }
+  else if (op === 5) { r = (v >>> n) | 0; f = FOp.Shr; }
+  else if (op === 7) { r = v >> n; f = FOp.Sar; }
   else return undefined;
-  setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | (r === 0 ? ZF : 0) | (r < 0 ? SF : 0) | PARITY[r & 0xff]);
+  c.fOp = f; c.fSize = 4; c.fA = v; c.fB = n; c.fRes = r;
   return r;
 }
 
@@ -107,27 +107,22 @@ function shift32(c: Cpu, op: number, v: number, n: number): number | undefined {
  * the high half in c.tHi, and sets flags. RCL/RCR return undefined (generic path).
  */
 function shift64(c: Cpu, op: number, lo: number, hi: number, n: number): number | undefined {
-  let rLo: number, rHi: number, cf: number, of: number;
+  let rLo: number, rHi: number, f: FOp;
   switch (op) {
-    case 4: case 6: { // SHL
-      if (n < 32) { rHi = (hi << n) | (lo >>> (32 - n)); rLo = lo << n; cf = (hi >>> (32 - n)) & 1; }
-      else { rHi = lo << (n - 32); rLo = 0; cf = n === 32 ? hi & 1 : (lo >>> (64 - n)) & 1; }
-      of = (rHi >>> 31) ^ cf;
+    case 4: case 6: // SHL
+      if (n < 32) { rHi = (hi << n) | (lo >>> (32 - n)); rLo = lo << n; } else { rHi = lo << (n - 32); rLo = 0; }
+      f = FOp.Shl;
       break;
-    }
-    case 5: { // SHR
-      if (n < 32) { rLo = (lo >>> n) | (n === 0 ? 0 : hi << (32 - n)); rHi = hi >>> n; cf = (lo >>> (n - 1)) & 1; }
-      else { rLo = hi >>> (n - 32); rHi = 0; cf = n === 32 ? lo >>> 31 : (hi >>> (n - 33)) & 1; }
-      of = hi >>> 31;
+    case 5: // SHR
+      if (n < 32) { rLo = (lo >>> n) | (hi << (32 - n)); rHi = hi >>> n; } else { rLo = hi >>> (n - 32); rHi = 0; }
+      f = FOp.Shr;
       break;
-    }
-    case 7: { // SAR
-      if (n < 32) { rLo = (lo >>> n) | (hi << (32 - n)); rHi = hi >> n; cf = (lo >>> (n - 1)) & 1; }
-      else { rLo = hi >> (n - 32); rHi = hi >> 31; cf = n === 32 ? lo >>> 31 : (hi >>> (n - 33)) & 1; }
-      of = 0;
+    case 7: // SAR
+      if (n < 32) { rLo = (lo >>> n) | (hi << (32 - n)); rHi = hi >> n; } else { rLo = hi >> (n - 32); rHi = hi >> 31; }
+      f = FOp.Sar;
       break;
-    }
-    case 0: case 1: { // ROL, ROR (ROR by n = ROL by 64 - n); only CF and OF change
+    case 0: case 1: {
+      let cf: number, of: number; // ROL, ROR (ROR by n = ROL by 64 - n); only CF and OF change
       let k = op === 0 ? n : 64 - n, a = lo, b = hi;
       if (k >= 32) { a = hi; b = lo; k -= 32; }
       rLo = k === 0 ? a : (a << k) | (b >>> (32 - k));
@@ -140,7 +135,7 @@ function shift64(c: Cpu, op: number, lo: number, hi: number, n: number): number 
     default: return undefined;
   }
   rLo |= 0; rHi |= 0;
-  setArithFlags(c, (cf ? CF : 0) | (of ? OF : 0) | ((rLo | rHi) === 0 ? ZF : 0) | (rHi < 0 ? SF : 0) | PARITY[rLo & 0xff]);
+  c.fOp = f; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
   c.tHi = rHi;
   return rLo;
 }
