@@ -109,6 +109,16 @@ const leaBase64: Handler = (c, i) => {
   R[i.reg] = s | 0;
   c.rhi[i.reg] = (c.rhi[b] + (i.disp >> 31) + (s > 0xffffffff ? 1 : 0)) | 0;
 };
+/** lea r64, [base + index * scale + disp] */
+const leaBaseIndex64: Handler = (c, i) => {
+  const R = c.rlo, H = c.rhi, b = i.base, x = i.index, sc = i.scale;
+  const xlo = R[x] << sc, xhi = sc === 0 ? H[x] : (H[x] << sc) | (R[x] >>> (32 - sc));
+  const s1 = (R[b] >>> 0) + (i.disp >>> 0);
+  const h1 = H[b] + (i.disp >> 31) + (s1 > 0xffffffff ? 1 : 0);
+  const s2 = (s1 >>> 0) + (xlo >>> 0);
+  R[i.reg] = s2 | 0;
+  H[i.reg] = (h1 + xhi + (s2 > 0xffffffff ? 1 : 0)) | 0;
+};
 /** lea r32, [base + index * scale + disp] with 64-bit addressing: the low 32 bits only depend on low halves. */
 const leaLow32: Handler = (c, i) => {
   const R = c.rlo;
@@ -120,7 +130,7 @@ def('8D', {
   name: 'lea', modrm: true,
   bind: (i) => {
     if (i.rm < 0 && i.asz === 8 && i.base >= 0) {
-      if (i.osz === 8 && i.index < 0) return leaBase64;
+      if (i.osz === 8) return i.index < 0 ? leaBase64 : leaBaseIndex64;
       if (i.osz === 4) return leaLow32;
     }
     return leaGeneric;

@@ -165,8 +165,36 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
   };
 }
 
-/** Register operand, immediate count, 64-bit, for the ops shift64 handles: the common compiled form. */
-const shiftReg64Imm: Handler = (c, i) => {
+/**
+ * Register operand, immediate count, 64-bit SHL/SHR/SAR: one function per
+ * operation (no dispatch on the operation at run time) with lazy flags.
+ */
+const shlReg64Imm: Handler = (c, i) => {
+  const n = i.imm & 0x3f, r = i.rm;
+  if (n === 0) return;
+  const lo = c.rlo[r], hi = c.rhi[r];
+  const rLo = n < 32 ? lo << n : 0, rHi = n < 32 ? (hi << n) | (lo >>> (32 - n)) : lo << (n - 32);
+  c.rlo[r] = rLo; c.rhi[r] = rHi;
+  c.fOp = FOp.Shl; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
+};
+const shrReg64Imm: Handler = (c, i) => {
+  const n = i.imm & 0x3f, r = i.rm;
+  if (n === 0) return;
+  const lo = c.rlo[r], hi = c.rhi[r];
+  const rLo = n < 32 ? (lo >>> n) | (hi << (32 - n)) : (hi >>> (n - 32)) | 0, rHi = n < 32 ? (hi >>> n) | 0 : 0;
+  c.rlo[r] = rLo; c.rhi[r] = rHi;
+  c.fOp = FOp.Shr; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
+};
+const sarReg64Imm: Handler = (c, i) => {
+  const n = i.imm & 0x3f, r = i.rm;
+  if (n === 0) return;
+  const lo = c.rlo[r], hi = c.rhi[r];
+  const rLo = n < 32 ? (lo >>> n) | (hi << (32 - n)) : hi >> (n - 32), rHi = n < 32 ? hi >> n : hi >> 31;
+  c.rlo[r] = rLo; c.rhi[r] = rHi;
+  c.fOp = FOp.Sar; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
+};
+/** ROL/ROR r64, imm8 through shift64. */
+const rotReg64Imm: Handler = (c, i) => {
   const n = i.imm & 0x3f, r = i.rm;
   if (n === 0) return;
   const lo = shift64(c, i.ext, c.rlo[r], c.rhi[r], n)!;
@@ -180,7 +208,14 @@ const shiftReg32Imm: Handler = (c, i) => {
 };
 function bindGroup2(generic: Handler): (i: Insn) => Handler {
   return (i) => {
-    if (i.rm >= 0 && i.osz === 8 && i.ext !== 2 && i.ext !== 3) return shiftReg64Imm;
+    if (i.rm >= 0 && i.osz === 8) {
+      switch (i.ext) {
+        case 4: case 6: return shlReg64Imm;
+        case 5: return shrReg64Imm;
+        case 7: return sarReg64Imm;
+        case 0: case 1: return rotReg64Imm;
+      }
+    }
     if (i.rm >= 0 && i.osz === 4 && i.ext >= 4) return shiftReg32Imm;
     return generic;
   };
