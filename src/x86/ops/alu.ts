@@ -344,8 +344,12 @@ function imulTrunc(c: Cpu, sz: number, a: number, aHi: number, b: number, bHi: n
 const imulRegReg64: Handler = (c, i) => {
   const R = c.rlo, H = c.rhi, d = i.reg, s = i.rm;
   const a = R[d], ah = H[d], b = R[s], bh = H[s];
-  mul64lo(a, ah, b, bh);
-  const lo = W[0], hi = W[1];
+  // mul64lo() inlined: low 64 bits of the product from 16-bit limbs of the low halves plus the cross terms.
+  const a0 = a & 0xffff, a1 = a >>> 16, b0 = b & 0xffff, b1 = b >>> 16;
+  const ll = a0 * b0, lh = a0 * b1, hl = a1 * b0;
+  const mid = (ll >>> 16) + (lh & 0xffff) + (hl & 0xffff);
+  const lo = (mid << 16) | (ll & 0xffff);
+  const hi = (a1 * b1 + (lh >>> 16) + (hl >>> 16) + (mid >>> 16) + Math.imul(a, bh) + Math.imul(ah, b)) | 0;
   R[d] = lo; H[d] = hi;
   c.fOp = FOp.Imul; c.fSize = 8; c.fA = a; c.fAHi = ah; c.fB = b; c.fBHi = bh; c.fRes = lo; c.fResHi = hi;
 };
