@@ -8,7 +8,7 @@
  * instruction.
  */
 import type { Cpu } from './cpu.js';
-import type { Insn } from './insn.js';
+import { isPure, type Insn } from './insn.js';
 
 export type CompiledBlock = (c: Cpu) => number;
 
@@ -22,8 +22,11 @@ export function compileBlock(insns: readonly Insn[]): CompiledBlock {
   insns.forEach((ins, k) => {
     params.push(`h${k}`, `i${k}`);
     args.push(ins.exec, ins);
+    const last = k === insns.length - 1;
+    // Pure handlers (register-only, cannot fault or end the block) need neither c.cur nor the brk check.
+    if (isPure(ins.exec) && !last) { body += `h${k}(c, i${k});\n`; return; }
     body += `c.cur = i${k}; h${k}(c, i${k});`;
-    body += k === insns.length - 1 ? `return ${k + 1};\n` : ` if (c.brk) return ${k + 1};\n`;
+    body += last ? `return ${k + 1};\n` : ` if (c.brk) return ${k + 1};\n`;
   });
   const factory = new Function(...params, `return function block(c) {\n${body}};`) as (...a: unknown[]) => CompiledBlock;
   return factory(...args);

@@ -6,6 +6,15 @@ export type Handler = (c: Cpu, i: Insn) => void;
 /** Computes a memory operand's linear address: returns bits 31:0, bits 63:32 in c.tHi. */
 export type EaFn = (c: Cpu, i: Insn) => number;
 
+/**
+ * Handlers that only read and write registers and lazy flags: they cannot
+ * fault, touch memory, call the owner or end a block. Compiled blocks skip the
+ * bookkeeping around them (block-compiler.ts). Mark only such handlers.
+ */
+const pure = new WeakSet<Handler>();
+export function markPure<T extends Handler>(h: T): T { pure.add(h); return h; }
+export function isPure(h: Handler): boolean { return pure.has(h); }
+
 const noEa: EaFn = () => 0;
 const noHandler: Handler = () => {};
 

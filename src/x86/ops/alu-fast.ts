@@ -7,7 +7,7 @@
  * same lazy-flag state as alu()/alu64() in alu.ts, which handle every other
  * form; the differential tests cover both paths.
  */
-import type { Handler } from '../insn.js';
+import { markPure, type Handler } from '../insn.js';
 import { FOp } from '../flags.js';
 
 const ADD = 0, OR = 1, AND = 4, SUB = 5, XOR = 6, CMP = 7, TEST = 8;
@@ -56,7 +56,7 @@ function make(op: number, sz: 4 | 8, form: 'rm-reg' | 'reg-rm' | 'rm-imm'): Hand
       ${write ? 'R[d] = r; H[d] = rh;' : ''}
       c.fOp = ${e.f}; c.fSize = 8; c.fA = a; c.fAHi = ah; c.fB = b; c.fBHi = bh; c.fRes = r; c.fResHi = rh;`;
   }
-  return new Function('c', 'i', body) as Handler;
+  return markPure(new Function('c', 'i', body) as Handler);
 }
 
 const cache = new Map<string, Handler>();

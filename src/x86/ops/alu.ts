@@ -5,7 +5,7 @@
 import type { Cpu } from '../cpu.js';
 import { fault } from '../fault.js';
 import { FOp, getCF, lazy, lazy64, lazyIncDec, PARITY, setArithFlags, signBit } from '../flags.js';
-import type { Handler, Insn } from '../insn.js';
+import { markPure, type Handler, type Insn } from '../insn.js';
 import { fastAlu } from './alu-fast.js';
 import { mul32x32, mul64lo, mul64x64, productFits64, W } from '../wide-mul.js';
 import { def } from '../opcode-table.js';
@@ -183,10 +183,10 @@ def('85', { name: 'test', modrm: true, bind: bindAlu(8, 'rm-reg', testRmReg) });
 def('A8', { name: 'test', byte: true, imm: 'ib', exec: testAcc });
 def('A9', { name: 'test', imm: 'iz', exec: testAcc });
 /** test r8, imm8 (e.g. `test dil, 1`), register operand. */
-const testReg8Imm: Handler = (c, i) => {
+const testReg8Imm: Handler = markPure((c, i) => {
   const a = getReg(c, i.rm8, 1), b = i.imm & 0xff;
   lazy(c, FOp.Logic, 1, a, b, a & b);
-};
+});
 const bindTestImm = (i: Insn): Handler =>
   i.rm < 0 ? testRmImm : i.osz === 1 ? testReg8Imm : fastAlu(8, i.osz, 'rm-imm') ?? testRmImm;
 def('F6/0', { name: 'test', byte: true, imm: 'ib', bind: bindTestImm });
@@ -341,7 +341,7 @@ function imulTrunc(c: Cpu, sz: number, a: number, aHi: number, b: number, bHi: n
 }
 
 /** imul r64, r64 (register source): the common compiled form. */
-const imulRegReg64: Handler = (c, i) => {
+const imulRegReg64: Handler = markPure((c, i) => {
   const R = c.rlo, H = c.rhi, d = i.reg, s = i.rm;
   const a = R[d], ah = H[d], b = R[s], bh = H[s];
   // mul64lo() inlined: low 64 bits of the product from 16-bit limbs of the low halves plus the cross terms.
@@ -352,7 +352,7 @@ const imulRegReg64: Handler = (c, i) => {
   const hi = (a1 * b1 + (lh >>> 16) + (hl >>> 16) + (mid >>> 16) + Math.imul(a, bh) + Math.imul(ah, b)) | 0;
   R[d] = lo; H[d] = hi;
   c.fOp = FOp.Imul; c.fSize = 8; c.fA = a; c.fAHi = ah; c.fB = b; c.fBHi = bh; c.fRes = lo; c.fResHi = hi;
-};
+});
 
 const imul2: Handler = (c, i) => {
   const b = readRm(c, i), bHi = c.tHi;

@@ -7,7 +7,7 @@ import type { Cpu } from '../cpu.js';
 import { faultErr, fault } from '../fault.js';
 import { getZF, materializeFlags, setArithFlags, testCond } from '../flags.js';
 import { leaOffset, linear } from '../ea.js';
-import type { Handler } from '../insn.js';
+import { markPure, type Handler } from '../insn.js';
 import { def } from '../opcode-table.js';
 import {
   getReg, readMem, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp, writeRm,
@@ -20,8 +20,8 @@ import { CF, CS, GP, OF, RAX, RBX, RCX, RDX, SS, UD, ZF } from '../regs.js';
 const movRmReg: Handler = (c, i) => { const v = readRegOp(c, i); writeRm(c, i, v, c.tHi); };
 const movRegRm: Handler = (c, i) => { const v = readRm(c, i); writeRegOp(c, i, v, c.tHi); };
 /** mov r32, r32 in 64-bit/32-bit code: the single most common instruction. */
-const movRegReg32: Handler = (c, i) => { c.rlo[i.rm] = c.rlo[i.reg]; c.rhi[i.rm] = 0; };
-const movRegReg64: Handler = (c, i) => { c.rlo[i.rm] = c.rlo[i.reg]; c.rhi[i.rm] = c.rhi[i.reg]; };
+const movRegReg32: Handler = markPure((c, i) => { c.rlo[i.rm] = c.rlo[i.reg]; c.rhi[i.rm] = 0; });
+const movRegReg64: Handler = markPure((c, i) => { c.rlo[i.rm] = c.rlo[i.reg]; c.rhi[i.rm] = c.rhi[i.reg]; });
 const movLoad64: Handler = (c, i) => { const lo = i.ea(c, i); const v = c.mmu.read64(lo, c.tHi); c.rlo[i.reg] = v; c.rhi[i.reg] = c.tHi; };
 const movLoad32: Handler = (c, i) => { const lo = i.ea(c, i); c.rlo[i.reg] = c.mmu.read32(lo, c.tHi); c.rhi[i.reg] = 0; };
 const movStore64: Handler = (c, i) => { const lo = i.ea(c, i); c.mmu.write64(lo, c.tHi, c.rlo[i.reg], c.rhi[i.reg]); };
@@ -104,13 +104,13 @@ const leaGeneric: Handler = (c, i) => {
   setReg(c, i.reg, i.osz, lo, c.tHi);
 };
 /** lea r64, [base + disp] */
-const leaBase64: Handler = (c, i) => {
+const leaBase64: Handler = markPure((c, i) => {
   const R = c.rlo, b = i.base, s = (R[b] >>> 0) + (i.disp >>> 0);
   R[i.reg] = s | 0;
   c.rhi[i.reg] = (c.rhi[b] + (i.disp >> 31) + (s > 0xffffffff ? 1 : 0)) | 0;
-};
+});
 /** lea r64, [base + index * scale + disp] */
-const leaBaseIndex64: Handler = (c, i) => {
+const leaBaseIndex64: Handler = markPure((c, i) => {
   const R = c.rlo, H = c.rhi, b = i.base, x = i.index, sc = i.scale;
   const xlo = R[x] << sc, xhi = sc === 0 ? H[x] : (H[x] << sc) | (R[x] >>> (32 - sc));
   const s1 = (R[b] >>> 0) + (i.disp >>> 0);
@@ -118,14 +118,14 @@ const leaBaseIndex64: Handler = (c, i) => {
   const s2 = (s1 >>> 0) + (xlo >>> 0);
   R[i.reg] = s2 | 0;
   H[i.reg] = (h1 + xhi + (s2 > 0xffffffff ? 1 : 0)) | 0;
-};
+});
 /** lea r32, [base + index * scale + disp] with 64-bit addressing: the low 32 bits only depend on low halves. */
-const leaLow32: Handler = (c, i) => {
+const leaLow32: Handler = markPure((c, i) => {
   const R = c.rlo;
   let v = (R[i.base] + i.disp) | 0;
   if (i.index >= 0) v = (v + (R[i.index] << i.scale)) | 0;
   R[i.reg] = v; c.rhi[i.reg] = 0;
-};
+});
 def('8D', {
   name: 'lea', modrm: true,
   bind: (i) => {

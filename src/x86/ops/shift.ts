@@ -5,7 +5,7 @@
  */
 import type { Cpu } from '../cpu.js';
 import { FOp, materializeFlags, PARITY, setArithFlags } from '../flags.js';
-import type { Handler, Insn } from '../insn.js';
+import { markPure, type Handler, type Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
 import { readMem, readRegOp, writeMem, getReg, setReg } from '../operands.js';
 import { CF, OF, RCX, SF, ZF } from '../regs.js';
@@ -169,43 +169,43 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
  * Register operand, immediate count, 64-bit SHL/SHR/SAR: one function per
  * operation (no dispatch on the operation at run time) with lazy flags.
  */
-const shlReg64Imm: Handler = (c, i) => {
+const shlReg64Imm: Handler = markPure((c, i) => {
   const n = i.imm & 0x3f, r = i.rm;
   if (n === 0) return;
   const lo = c.rlo[r], hi = c.rhi[r];
   const rLo = n < 32 ? lo << n : 0, rHi = n < 32 ? (hi << n) | (lo >>> (32 - n)) : lo << (n - 32);
   c.rlo[r] = rLo; c.rhi[r] = rHi;
   c.fOp = FOp.Shl; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
-};
-const shrReg64Imm: Handler = (c, i) => {
+});
+const shrReg64Imm: Handler = markPure((c, i) => {
   const n = i.imm & 0x3f, r = i.rm;
   if (n === 0) return;
   const lo = c.rlo[r], hi = c.rhi[r];
   const rLo = n < 32 ? (lo >>> n) | (hi << (32 - n)) : (hi >>> (n - 32)) | 0, rHi = n < 32 ? (hi >>> n) | 0 : 0;
   c.rlo[r] = rLo; c.rhi[r] = rHi;
   c.fOp = FOp.Shr; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
-};
-const sarReg64Imm: Handler = (c, i) => {
+});
+const sarReg64Imm: Handler = markPure((c, i) => {
   const n = i.imm & 0x3f, r = i.rm;
   if (n === 0) return;
   const lo = c.rlo[r], hi = c.rhi[r];
   const rLo = n < 32 ? (lo >>> n) | (hi << (32 - n)) : hi >> (n - 32), rHi = n < 32 ? hi >> n : hi >> 31;
   c.rlo[r] = rLo; c.rhi[r] = rHi;
   c.fOp = FOp.Sar; c.fSize = 8; c.fA = lo; c.fAHi = hi; c.fB = n; c.fRes = rLo; c.fResHi = rHi;
-};
+});
 /** ROL/ROR r64, imm8 through shift64. */
-const rotReg64Imm: Handler = (c, i) => {
+const rotReg64Imm: Handler = markPure((c, i) => {
   const n = i.imm & 0x3f, r = i.rm;
   if (n === 0) return;
   const lo = shift64(c, i.ext, c.rlo[r], c.rhi[r], n)!;
   c.rlo[r] = lo; c.rhi[r] = c.tHi;
-};
+});
 /** Register operand, immediate count, 32-bit SHL/SHR/SAR. */
-const shiftReg32Imm: Handler = (c, i) => {
+const shiftReg32Imm: Handler = markPure((c, i) => {
   const n = i.imm & 0x1f, r = i.rm;
   if (n !== 0) c.rlo[r] = shift32(c, i.ext, c.rlo[r], n)!;
   c.rhi[r] = 0;
-};
+});
 function bindGroup2(generic: Handler): (i: Insn) => Handler {
   return (i) => {
     if (i.rm >= 0 && i.osz === 8) {
