@@ -104,6 +104,8 @@ export class Cpu {
   brk = false;
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;
+  /** Executions after which a block is compiled (block-compiler.ts); 1 compiles on first use. */
+  jitThreshold = HOT_THRESHOLD;
   /** PAUSE ends run() (like PAUSE-loop exiting), so a spinning vCPU yields. */
   pauseExits = false;
   /** Instructions retired (a REP iteration counts as one). */
@@ -310,11 +312,11 @@ export class Cpu {
     let ins: Insn = insns[0];
     this.brk = false;
     try {
+      if (blk.compiled === null && ++blk.hits >= this.jitThreshold) blk.compiled = compileBlock(insns);
       if (n === insns.length && blk.compiled !== null) {
         k = blk.compiled(this) - 1;
         ins = insns[k];
       } else {
-        if (++blk.hits === HOT_THRESHOLD) blk.compiled = compileBlock(insns);
         for (; k < n; k++) {
           ins = insns[k];
           this.cur = ins;

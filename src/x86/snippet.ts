@@ -58,8 +58,29 @@ function enterUserMode(c: Cpu): void {
 
 /** Runs `code` from CODE_BASE until RIP reaches its end or an exception is raised. */
 export function runSnippet(code: Uint8Array, init: SnippetState): SnippetState & { exception: number | null } {
-  const { mem: m, cpu: c } = setup();
   if (code.length > 4000) throw new RangeError('snippet longer than a page');
+  const stepped = execute(code, init, false);
+  // The same snippet as compiled blocks must give the same result (block-compiler.ts skips
+  // bookkeeping around pure handlers; this keeps that honest under the differential tests).
+  const compiled = execute(code, init, true);
+  const diff = describeDifference(stepped, compiled);
+  if (diff !== null) throw new Error(`interpreter and compiled block disagree on ${Buffer.from(code).toString('hex')}: ${diff}`);
+  return stepped;
+}
+
+function describeDifference(a: SnippetResult, b: SnippetResult): string | null {
+  for (let r = 0; r < 16; r++) if (a.gpr[r] !== b.gpr[r]) return `register ${r}: ${a.gpr[r].toString(16)} vs ${b.gpr[r].toString(16)}`;
+  if (a.rflags !== b.rflags) return `rflags ${a.rflags.toString(16)} vs ${b.rflags.toString(16)}`;
+  if (a.exception !== b.exception) return `exception ${a.exception} vs ${b.exception}`;
+  for (let k = 0; k < a.mem.length; k++) if (a.mem[k] !== b.mem[k]) return `memory byte ${k}`;
+  return null;
+}
+
+type SnippetResult = SnippetState & { exception: number | null };
+
+/** One run: instruction by instruction (the interpreter), or whole blocks compiled on first use. */
+function execute(code: Uint8Array, init: SnippetState, compiled: boolean): SnippetResult {
+  const { mem: m, cpu: c } = setup();
   enterUserMode(c);
   // A trailing UD2 catches runaway execution past the end.
   const page = new Uint8Array(4096);
@@ -74,12 +95,19 @@ export function runSnippet(code: Uint8Array, init: SnippetState): SnippetState &
   }
   c.setRflags(Number(init.rflags & 0x3f7fd5n) | 2);
   c.ripLo = CODE; c.ripHi = 0;
+  c.jitThreshold = compiled ? 1 : Number.MAX_SAFE_INTEGER;
   let exception: number | null = null;
   c.exceptionIntercept = (v) => { exception = v; return true; };
   const end = CODE + code.length;
-  for (let guard = 0; guard < 100000 && exception === null && c.runState === CpuRunState.Running; guard++) {
-    if (c.ripLo === end && c.ripHi === 0) break;
-    c.run(1);
+  if (compiled) {
+    c.run(100000);
+    // Reaching the trailing UD2 means the snippet completed.
+    if (exception === 6 && c.ripLo === end && c.ripHi === 0) exception = null;
+  } else {
+    for (let guard = 0; guard < 100000 && exception === null && c.runState === CpuRunState.Running; guard++) {
+      if (c.ripLo === end && c.ripHi === 0) break;
+      c.run(1);
+    }
   }
   const gpr = new BigUint64Array(16);
   for (let r = 0; r < 16; r++) gpr[r] = (BigInt(c.rhi[r] >>> 0) << 32n) | BigInt(c.rlo[r] >>> 0);
