@@ -109,7 +109,7 @@ class BlockBytes implements ByteSource {
     if (this.page2Phys === -1) {
       const s = ((this.startLo & ~0xfff) >>> 0) + PAGE_SIZE;
       const lo = s | 0, hi = this.c.longMode ? (this.startHi + (s > 0xffffffff ? 1 : 0)) | 0 : 0;
-      this.page2Phys = this.c.mmu.translateFetch(lo, hi) - 0;
+      this.page2Phys = this.c.mmu.translateFetch(lo, hi);
       this.page2Lin = lo; this.page2LinHi = hi;
     }
     return this.phys(this.page2Phys + off - PAGE_SIZE);

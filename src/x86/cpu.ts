@@ -117,8 +117,6 @@ export class Cpu {
   private recentPos = 0;
   /** Nesting of exception delivery, for double and triple faults. */
   deliveryDepth = 0;
-  /** Vector being delivered when a nested fault occurs (-1 none). */
-  deliveringVector = -1;
   /**
    * Exception intercept (like a VMX exception bitmap): when set and it returns
    * true for a fault raised by an instruction, the fault is not delivered to the
@@ -157,7 +155,7 @@ export class Cpu {
     this.fpuImage[0] = 0x7f; this.fpuImage[1] = 0x03; // FCW 0x037F
     this.shadow = false; this.nmiPending = false; this.nmiBlocked = false;
     this.runState = CpuRunState.Running;
-    this.deliveryDepth = 0; this.deliveringVector = -1;
+    this.deliveryDepth = 0;
     this.updateMode();
     this.mmu.flushAll();
   }
@@ -182,7 +180,7 @@ export class Cpu {
       this.codeSize = (this.segAttr[CS] & ATTR_DB) ? 32 : 16;
     }
     this.cr0 |= CR0_ET;
-    if (this.mmu !== undefined) this.mmu.epoch++;
+    this.mmu.epoch++;
   }
 
   get longMode(): boolean { return (this.efer & EFER_LMA) !== 0; }

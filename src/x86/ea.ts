@@ -134,7 +134,6 @@ export function chooseEa(i: Insn, codeSize: number): EaFn {
 export function linear(c: Cpu, seg: number, offLo: number, offHi: number, asz: number): number {
   if (c.codeSize === 64) {
     let lo = offLo, hi = asz === 8 ? offHi : 0;
-    if (asz === 4) lo = offLo;
     if (seg >= FS) {
       const s = (lo >>> 0) + (c.segBaseLo[seg] >>> 0);
       hi = (hi + c.segBaseHi[seg] + (s > 0xffffffff ? 1 : 0)) | 0;

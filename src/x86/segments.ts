@@ -9,7 +9,10 @@ import {
 } from './segment-cache.js';
 import { CR0_PE, CS, GP, LDTR, NP, SS, SS_, TR, TS } from './regs.js';
 
-/** Reads the 8-byte descriptor for `sel` into out[0], out[1]; #GP(sel) (or `vec`) if outside the table. */
+/**
+ * Reads the 8-byte descriptor for `sel` into out[0], out[1]; #GP(sel) (or `vec`) if outside the table.
+ * Returns the descriptor's linear address bits 31:0, bits 63:32 in c.tHi.
+ */
 export function readDescriptor(c: Cpu, sel: number, out: Int32Array, vec = GP): number {
   const idx = sel & ~7;
   let baseLo: number, baseHi: number, limit: number;
@@ -24,6 +27,7 @@ export function readDescriptor(c: Cpu, sel: number, out: Int32Array, vec = GP): 
   const lo = s | 0, hi = (baseHi + (s > 0xffffffff ? 1 : 0)) | 0;
   out[0] = c.mmu.sysRead32(lo, hi);
   out[1] = c.mmu.sysRead32((lo + 4) | 0, (lo >>> 0) + 4 > 0xffffffff ? hi + 1 : hi);
+  c.tHi = hi;
   return lo;
 }
 
@@ -56,7 +60,7 @@ export function loadSegment(c: Cpu, seg: number, sel: number): void {
     c.segLimit[seg] = 0;
     return;
   }
-  const at = readDescriptor(c, sel, tmp);
+  const at = readDescriptor(c, sel, tmp), atHi = c.tHi;
   const low = tmp[0], high = tmp[1];
   const attr = attrFromDescHigh(high);
   const dpl = attrDpl(attr);
@@ -72,7 +76,7 @@ export function loadSegment(c: Cpu, seg: number, sel: number): void {
     if (!conforming && (rpl > dpl || c.cpl > dpl)) faultErr(GP, sel & 0xfffc);
     if (!(attr & ATTR_P)) faultErr(NP, sel & 0xfffc);
   }
-  setAccessed(c, at, c.gdtrBaseHi, high);
+  setAccessed(c, at, atHi, high);
   loadCache(c, seg, sel, low, high);
 }
 
@@ -88,7 +92,7 @@ export function loadCodeSegment(c: Cpu, sel: number, newCpl: number): void {
     return;
   }
   if ((sel & ~3) === 0) faultErr(GP, 0);
-  const at = readDescriptor(c, sel, tmp);
+  const at = readDescriptor(c, sel, tmp), atHi = c.tHi;
   const low = tmp[0], high = tmp[1];
   const attr = attrFromDescHigh(high);
   if (!(attr & ATTR_S) || !(attr & 8)) faultErr(GP, sel & 0xfffc);
@@ -97,7 +101,7 @@ export function loadCodeSegment(c: Cpu, sel: number, newCpl: number): void {
   if (conforming ? dpl > newCpl : dpl !== newCpl) faultErr(GP, sel & 0xfffc);
   if (c.longMode && (attr & ATTR_L) && (attr & ATTR_DB)) faultErr(GP, sel & 0xfffc);
   if (!(attr & ATTR_P)) faultErr(NP, sel & 0xfffc);
-  setAccessed(c, at, c.gdtrBaseHi, high);
+  setAccessed(c, at, atHi, high);
   loadCache(c, CS, (sel & ~3) | newCpl, low, high);
   c.cpl = newCpl;
   c.updateMode();

@@ -10,7 +10,7 @@
 import { markPure, type Handler } from '../insn.js';
 import { FOp } from '../flags.js';
 
-const ADD = 0, OR = 1, AND = 4, SUB = 5, XOR = 6, CMP = 7, TEST = 8;
+const ADD = 0, OR = 1, AND = 4, SUB = 5, CMP = 7, TEST = 8; // XOR (6) is the default case
 
 function expr32(op: number): { r: string; f: FOp } {
   switch (op) {

@@ -1,6 +1,4 @@
 /** Stack instructions: PUSH, POP, PUSHF, POPF, ENTER, LEAVE, PUSHA, POPA, segment pushes and pops. */
-import type { Cpu } from '../cpu.js';
-import { fault } from '../fault.js';
 import { materializeFlags } from '../flags.js';
 import type { Handler, Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
