@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSnippet } from '../../src/x86/snippet.js';
+import { CODE, TestMachine } from './helpers/test-machine.js';
 
 function xorshift(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -40,4 +41,29 @@ test(`random code never throws a host exception (${CASES} cases, seed ${SEED})`,
   // Random code mostly faults (#UD, #GP, #PF...), but some streams must also complete.
   assert.ok((outcomes.get('ok') ?? 0) > 0, JSON.stringify([...outcomes]));
   assert.ok((outcomes.get('#6') ?? 0) > 0, JSON.stringify([...outcomes]));
+});
+
+/**
+ * Kernel mode: random code at CPL 0 in 64-bit, 32-bit and real mode, where
+ * privileged instructions (MOV CR, WRMSR, LGDT, LTR, IRET, ...) really execute
+ * and exceptions are delivered through a real IDT. The run must end in an
+ * architectural state (running, halted, shut down) without a host exception.
+ */
+test(`random kernel-mode code never throws a host exception (${Math.floor(CASES / 2)} cases per mode, seed ${SEED})`, () => {
+  const rnd = xorshift(SEED ^ 0x9e3779b9);
+  for (const mode of ['long64', 'protected32', 'real'] as const) {
+    for (let n = 0; n < Math.floor(CASES / 2); n++) {
+      const m = new TestMachine(8 * 1024 * 1024);
+      if (mode === 'long64') m.enterLong64(); else if (mode === 'protected32') m.enterProtected32(); else m.enterReal();
+      const code = new Uint8Array(16 + (rnd() % 48));
+      for (let k = 0; k < code.length; k++) code[k] = rnd() & 0xff;
+      m.mem.write(CODE, code);
+      for (let r = 0; r < 16; r++) if (r !== 4) m.cpu.rlo[r] = rnd() | 0;
+      try {
+        m.cpu.run(2000);
+      } catch (e) {
+        assert.fail(`${mode} case ${n}: ${Buffer.from(code).toString('hex')} threw ${(e as Error).stack ?? e}`);
+      }
+    }
+  }
 });
