@@ -1,3 +1,11 @@
+import type { AccessOrigin } from '../x86/host.js';
+
+/** memory_fault.flags bits of a 'memory-fault' exit (kvm-api-facts.md §2.6); exactly one of READ/WRITE/EXEC is set. */
+export const KVM_MEMORY_EXIT_FLAG_READ = 1 << 0;
+export const KVM_MEMORY_EXIT_FLAG_WRITE = 1 << 1;
+export const KVM_MEMORY_EXIT_FLAG_EXEC = 1 << 2;
+export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3;
+
 /** Why Vcpu.run() returned: the KVM exit reasons this core produces (kvm-api-facts.md names where one exists). */
 export type VcpuExit =
   | { readonly reason: 'io'; readonly direction: 'in' | 'out'; readonly port: number; readonly size: number; readonly value: number }
@@ -5,4 +13,29 @@ export type VcpuExit =
   | { readonly reason: 'hlt' }
   | { readonly reason: 'shutdown'; readonly why: string }
   /** The instruction budget of this run() call is used up (KVM_EXIT_INTR's role: the VMM gets control back). */
-  | { readonly reason: 'preempted' };
+  | { readonly reason: 'preempted' }
+  /**
+   * KVM_EXIT_MEMORY_FAULT (39): memory attributes denied an access (§2.5, §2.6). The instruction did
+   * not complete and RIP is unchanged: the next run() re-executes it. The fields after insnLen are
+   * not in KVM's struct; they are what the VMM needs for a VSM GPA intercept message.
+   */
+  | {
+    readonly reason: 'memory-fault';
+    /** KVM_MEMORY_EXIT_FLAG_* bits. */
+    readonly flags: number;
+    /** Start of the faulting range: the page base. */
+    readonly gpa: number;
+    /** Length of the range: 4096. */
+    readonly size: number;
+    /** Length of the faulting instruction; 0 for execute faults (see Vcpu.memFault) and for CPU-internal accesses. */
+    readonly insnLen: number;
+    /** Linear address of the access (meaningful when gvaValid). */
+    readonly gva: bigint;
+    readonly gvaValid: boolean;
+    /** A guest access, or a page-table read / A-D update of the CPU's page walk, or a descriptor-table access. */
+    readonly origin: AccessOrigin;
+    /** Bytes of the faulting instruction (insnLen of them). */
+    readonly insnBytes: Uint8Array;
+  }
+  /** KVM_EXIT_SYSTEM_EVENT (24), type KVM_SYSTEM_EVENT_WAKEUP (4): an inactive-VTL vCPU has an event (§3.3). */
+  | { readonly reason: 'system-event'; readonly type: 'wakeup' };

@@ -11,16 +11,25 @@
 import { Cpu, CpuRunState } from '../x86/cpu.js';
 import { EventKind } from '../x86/interrupts.js';
 import { fault } from '../x86/fault.js';
-import { ACCESS_RWX, type CpuHost, type MemFaultInfo } from '../x86/host.js';
+import { ACCESS_EXEC, ACCESS_WRITE, type CpuHost, type MemFaultInfo } from '../x86/host.js';
 import { MSR_APIC_BASE, MSR_TSC, UD } from '../x86/regs.js';
+import { PAGE_SIZE } from '../memory/phys-memory.js';
 import { findCpuid, type CpuidEntry } from './cpuid.js';
-import type { VcpuExit } from './exits.js';
+import { KvmError } from './errors.js';
+import {
+  KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_READ, KVM_MEMORY_EXIT_FLAG_WRITE, type VcpuExit,
+} from './exits.js';
 import { LocalApic } from './lapic.js';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './memory-attributes.js';
+import { checkMpState, KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_SIPI_RECEIVED, mpStateOf, runStateFor } from './mp-state.js';
+import * as regs from './vcpu-regs.js';
 import type { Vm } from './vm.js';
 
 const MSR_TSC_DEADLINE = 0x6e0;
 const PREEMPTED: VcpuExit = { reason: 'preempted' };
 const HLT: VcpuExit = { reason: 'hlt' };
+const WAKEUP: VcpuExit = { reason: 'system-event', type: 'wakeup' };
+const NO_BYTES = new Uint8Array(0);
 
 export class Vcpu implements CpuHost {
   readonly id: number;
@@ -34,6 +43,17 @@ export class Vcpu implements CpuHost {
   /** icount at the start of the current scheduling round (for guest time). */
   private roundIcount = 0;
   private tscOffset = 0;
+  /**
+   * The vCPU's Hyper-V CPUID exposes AccessVsm (set by the Hyper-V layer):
+   * the precondition of MP state HV_INACTIVE_VTL (kvm-api-facts.md §3.3).
+   */
+  vsmAllowed = false;
+  /** MP state HV_INACTIVE_VTL: parked above its CPU state until the VMM sets another MP state. */
+  private inactiveVtl = false;
+  /** memoryAttributes.generation this vCPU's fast caches were derived from. */
+  private attrGeneration = -1;
+  /** Vector of the last SIPI (KVM's sipi_vector), used when SIPI_RECEIVED is set. */
+  private lastSipiVector = 0;
 
   constructor(vm: Vm, id: number, isBsp: boolean) {
     this.vm = vm;
@@ -82,6 +102,7 @@ export class Vcpu implements CpuHost {
   get runnable(): boolean {
     const c = this.cpu;
     if (this.apic.initPending || this.apic.nmiPending) return true;
+    if (this.inactiveVtl) return this.wakeupPending();
     switch (c.runState) {
       case CpuRunState.Running: return true;
       case CpuRunState.Halted: return (c.flags & 0x200) !== 0 && this.apic.pendingVector() >= 0;
@@ -96,6 +117,16 @@ export class Vcpu implements CpuHost {
     this.apic.tick();
     this.takeApicEvents();
     const c = this.cpu;
+    if (this.attrGeneration !== this.vm.memoryAttributes.generation) {
+      this.attrGeneration = this.vm.memoryAttributes.generation;
+      c.permissionsChanged();
+    }
+    if (this.inactiveVtl) {
+      // Blocks like HLT (the 'hlt' exit is "not runnable"); any event ends it with a wake-up exit (§3.3).
+      if (!this.wakeupPending()) return HLT;
+      if (this.vm.trace !== null) this.trace('kvm_exit', { reason: WAKEUP.reason });
+      return WAKEUP;
+    }
     if (c.runState === CpuRunState.WaitForSipi) return HLT;
     if (c.runState === CpuRunState.Shutdown) return { reason: 'shutdown', why: 'the vCPU is shut down' };
     if (this.apic.pendingVector() >= 0) c.intrCheck = true;
@@ -121,8 +152,10 @@ export class Vcpu implements CpuHost {
       // INIT resets the APIC and the CPU, which then waits for a SIPI (SDM 8.4.1).
       a.reset();
       c.init();
+      this.inactiveVtl = false; // INIT replaces every MP state, as kvm_apic_accept_events does
     }
     if (a.sipiVector >= 0) {
+      this.lastSipiVector = a.sipiVector;
       if (c.runState === CpuRunState.WaitForSipi) c.startup(a.sipiVector);
       a.sipiVector = -1;
     }
@@ -198,8 +231,45 @@ export class Vcpu implements CpuHost {
     this.cpu.requestStop();
   }
 
-  pagePermissions(): number { return ACCESS_RWX; }
-  memFault(_info: MemFaultInfo): void { this.cpu.abortInstruction(); }
+  pagePermissions(pfn: number): number { return this.vm.memoryAttributes.permissions(pfn); }
+
+  /**
+   * Memory attributes denied an access: a memory-fault exit (§2.6) and the
+   * instruction is abandoned. Flags: exactly one of WRITE, EXEC, READ (in
+   * that precedence) plus PRIVATE for a private frame (no guest_memfd slot
+   * can back it, so every access to it faults, as kvm_faultin_pfn_private
+   * does for a slot that cannot be private).
+   *
+   * insnLen for execute faults is 0. KVM reports the length of the branch
+   * that jumped to the page (a VMX artefact); our CPU faults while fetching,
+   * before any instruction there exists, and the previous instruction need
+   * not be a branch (a block running into the next page, or event delivery
+   * to a handler on a non-executable page). Intercept messages report 0
+   * instruction bytes for execute faults anyway (§2.6), and KVM itself uses
+   * 0 when the length is unknown.
+   */
+  memFault(info: MemFaultInfo): void {
+    const gfn = Math.floor(info.gpa / PAGE_SIZE);
+    const attrs = this.vm.memoryAttributes.get(gfn);
+    const write = (info.access & ACCESS_WRITE) !== 0;
+    const exec = !write && (info.access & ACCESS_EXEC) !== 0;
+    const flags = (write ? KVM_MEMORY_EXIT_FLAG_WRITE : exec ? KVM_MEMORY_EXIT_FLAG_EXEC : KVM_MEMORY_EXIT_FLAG_READ) |
+      ((attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE) ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
+    const insnLen = exec ? 0 : info.insnLength;
+    this.exit = {
+      reason: 'memory-fault', flags, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, insnLen,
+      gva: (BigInt(info.gvaHi >>> 0) << 32n) | BigInt(info.gvaLo >>> 0), gvaValid: info.gvaValid, origin: info.origin,
+      insnBytes: insnLen === 0 ? NO_BYTES : info.insnBytes.slice(0, insnLen),
+    };
+    if (this.vm.trace !== null) {
+      const c = this.cpu, cur = c.cur;
+      const rip = cur !== null ? (BigInt(cur.hi >>> 0) << 32n) | BigInt(cur.lo >>> 0) : (BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0);
+      this.trace('kvm_mem_attributes_faultin_access_prots', {
+        guest_rip: rip.toString(16), gfn: gfn.toString(16), write, exec, mem_attrs: attrs.toString(16),
+      });
+    }
+    this.cpu.abortInstruction();
+  }
 
   cpuid(leaf: number, subleaf: number, out: Int32Array): void {
     let e = findCpuid(this.cpuidEntries, leaf, subleaf);
@@ -257,4 +327,61 @@ export class Vcpu implements CpuHost {
     const t = this.tsc();
     out[0] = t | 0; out[1] = Math.floor(t / 4294967296) | 0;
   }
+
+  // ---- KVM vCPU ioctls: registers, MP state, event injection (vcpu-regs.ts, mp-state.ts) ----
+
+  /** KVM_GET_REGS. */
+  getRegs(): regs.KvmRegs { return regs.getRegs(this.cpu); }
+  /** KVM_SET_REGS (EINVAL and no change for bad values, see vcpu-regs.ts). */
+  setRegs(r: regs.KvmRegs): void { regs.setRegs(this.cpu, r); }
+  /** KVM_GET_SREGS. */
+  getSregs(): regs.KvmSregs { return regs.getSregs(this.cpu, this.apic); }
+  /** KVM_SET_SREGS (EINVAL and no change for bad values, see vcpu-regs.ts). */
+  setSregs(s: regs.KvmSregs): void { regs.setSregs(this.cpu, this.apic, this.vm.mem, s); }
+  /** XMM register `index` (0..15), as KVM_GET_FPU has it. */
+  getXmm(index: number): regs.XmmRegister { return regs.getXmm(this.cpu, index); }
+  setXmm(index: number, value: regs.XmmRegister): void { regs.setXmm(this.cpu, index, value); }
+
+  /** KVM_GET_MP_STATE: pending INIT/SIPI are taken first (kvm_apic_accept_events); see mp-state.ts for the mapping. */
+  getMpState(): number {
+    this.takeApicEvents();
+    return this.inactiveVtl ? KVM_MP_STATE_HV_INACTIVE_VTL : mpStateOf(this.cpu.runState);
+  }
+
+  /**
+   * KVM_SET_MP_STATE (checks in mp-state.ts). HV_INACTIVE_VTL parks the vCPU
+   * (run() blocks until an event, then returns a wake-up exit); any other
+   * state ends that. SIPI_RECEIVED is wait-for-SIPI with the last SIPI pending.
+   */
+  setMpState(state: number): void {
+    checkMpState(state, this.vsmAllowed);
+    this.inactiveVtl = state === KVM_MP_STATE_HV_INACTIVE_VTL;
+    this.cpu.runState = runStateFor(state);
+    if (state === KVM_MP_STATE_SIPI_RECEIVED) this.apic.startup(this.lastSipiVector);
+    this.cpu.intrCheck = true;
+  }
+
+  /** Events that end an inactive VTL's wait: HLT's wake-up rules without RFLAGS.IF (§3.3). */
+  private wakeupPending(): boolean {
+    const a = this.apic, c = this.cpu;
+    if (a.initPending || a.sipiVector >= 0) return true;
+    if ((a.nmiPending || c.nmiPending) && !c.nmiBlocked) return true;
+    return !c.shadow && a.pendingVector() >= 0;
+  }
+
+  /**
+   * An external interrupt: a fixed, edge-triggered `vector` (16..255) accepted
+   * by this vCPU's local APIC, as an MSI or IPI would be. (KVM_INTERRUPT is
+   * the userspace-irqchip path and fails with an in-kernel APIC, which is
+   * what we have; the APIC drops it while disabled, as hardware does.)
+   */
+  injectInterrupt(vector: number): void {
+    if (!Number.isInteger(vector) || vector < 16 || vector > 255) {
+      throw new KvmError('EINVAL', `interrupt vector ${String(vector)} is not in 16..255 (0..15 are exception vectors)`);
+    }
+    this.apic.acceptFixed(vector);
+  }
+
+  /** KVM_NMI: queue an NMI for this vCPU. */
+  injectNmi(): void { this.apic.nmi(); }
 }

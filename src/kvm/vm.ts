@@ -2,34 +2,83 @@
  * A virtual machine as KVM presents it: guest memory, vCPUs, and the in-kernel
  * interrupt routing between their local APICs (the IPI bus).
  */
-import { PhysMemory } from '../memory/phys-memory.js';
+import { PAGE_SIZE } from '../memory/phys-memory.js';
+import { ACCESS_RWX } from '../x86/host.js';
 import { GuestClock } from './clock.js';
 import { KvmError } from './errors.js';
 import { TraceLog } from './trace.js';
 import { LocalApic, type ApicBus } from './lapic.js';
 import { Vcpu } from './vcpu.js';
+import { GuestMemory, Memslots, type UserMemoryRegion } from './memslots.js';
+import { MemoryAttributes, type MemoryAttributesRequest } from './memory-attributes.js';
 
 export interface VmOptions {
   /** Guest RAM in bytes (sparse: costs only what the guest touches). */
   memorySize: number;
   clock?: GuestClock;
-  /** An existing memory to share (every VTL's Vm runs over the same guest memory). */
-  memory?: PhysMemory;
+  /** An existing memory to share: another Vm's `mem` (every VTL's Vm runs over the same guest memory). */
+  memory?: GuestMemory;
   /** Collect trace events (see trace.ts). */
   trace?: boolean;
+  /** The VM type has private memory, so the PRIVATE memory attribute is accepted (default false; kvm-api-facts.md §2.1). */
+  privateMemory?: boolean;
+  /**
+   * Create slot 0 over the whole memory (default true), so a Vm is usable as
+   * soon as it exists; false starts with no RAM at all, as a new KVM VM does.
+   */
+  defaultMemslot?: boolean;
 }
 
 export class Vm implements ApicBus {
-  readonly mem: PhysMemory;
+  readonly mem: GuestMemory;
+  /** Memory regions: what is RAM (memslots.ts). */
+  readonly memslots: Memslots;
+  /** Memory attributes: RWX restrictions and PRIVATE per frame (memory-attributes.ts). */
+  readonly memoryAttributes: MemoryAttributes;
   readonly clock: GuestClock;
   readonly vcpus: Vcpu[] = [];
   /** Trace events, when tracing was asked for at creation. */
   readonly trace: TraceLog | null;
 
   constructor(opts: VmOptions) {
-    this.mem = opts.memory ?? new PhysMemory(opts.memorySize);
+    const mem = opts.memory ?? new GuestMemory(opts.memorySize);
+    if (!(mem instanceof GuestMemory)) throw new KvmError('EINVAL', 'VmOptions.memory must be the memory of another Vm (its `mem`)');
+    this.mem = mem;
     this.clock = opts.clock ?? new GuestClock();
     this.trace = opts.trace ? new TraceLog() : null;
+    this.memslots = new Memslots(mem);
+    this.memslots.onRamChange = () => { for (const v of this.vcpus) v.cpu.permissionsChanged(); };
+    this.memoryAttributes = new MemoryAttributes(opts.privateMemory === true);
+    if (opts.defaultMemslot !== false) this.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0, memorySize: mem.size });
+  }
+
+  // ---- memory: regions and attributes (kvm-api-facts.md §2) ----
+
+  /** KVM_SET_USER_MEMORY_REGION (see memslots.ts for the checks and errnos). */
+  setUserMemoryRegion(region: UserMemoryRegion): void { this.memslots.set(region); }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES (§2.4 checks, see memory-attributes.ts). Each
+   * vCPU drops what it derived from the old attributes before it next runs.
+   */
+  setMemoryAttributes(req: MemoryAttributesRequest): void {
+    const ch = this.memoryAttributes.set(req);
+    this.trace?.emit('kvm_vm_set_mem_attributes', -1, this.clock.roundStartNs, {
+      gfn: ch.gfn.toString(16), cnt: ch.count.toString(16), attributes: ch.attributes.toString(16),
+    });
+  }
+
+  /** CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) on this VM: NR|NW|NX, plus PRIVATE with private memory. */
+  supportedMemoryAttributes(): number { return this.memoryAttributes.supported; }
+
+  /**
+   * Whether KVM-internal code may make an `access` (ACCESS_* bits) to `gpa`
+   * on behalf of the guest (§2.7: hypercall buffers, page walks, clock
+   * pages): MMIO addresses ignore attributes (§2.5).
+   */
+  guestAccessAllowed(gpa: number, access: number): boolean {
+    if (!this.mem.isRam(gpa)) return true;
+    return (this.memoryAttributes.permissions(Math.floor(gpa / PAGE_SIZE)) & access & ACCESS_RWX) === access;
   }
 
   /** KVM_CREATE_VCPU. */

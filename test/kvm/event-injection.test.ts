@@ -1,0 +1,62 @@
+// Event injection from the host: injectInterrupt(vector) hands a fixed,
+// edge-triggered interrupt to the vCPU's in-kernel local APIC (as an MSI or
+// IPI would; KVM_INTERRUPT is the userspace-irqchip path and does not apply
+// with an in-kernel APIC), and injectNmi() is KVM_NMI. Delivery follows the
+// architecture: interrupts wait for RFLAGS.IF and the APIC's priority, NMIs
+// do not (Intel SDM vol. 3A 6.8.1, 10.8.3.1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Vm } from '../../src/kvm/vm.js';
+import { KvmError } from '../../src/kvm/errors.js';
+import type { Vcpu } from '../../src/kvm/vcpu.js';
+import { enterFlat32, loadIdt, setGate32, writeCode } from './guest-setup.js';
+
+const MiB = 1 << 20;
+
+function setup(code: readonly number[]): Vcpu {
+  const v = new Vm({ memorySize: 2 * MiB }).createVcpu(0);
+  writeCode(v, 0x1000, code);
+  writeCode(v, 0x7000, [0xe6, 0x81, 0xf4]); // vector 0x30: out 0x81, al; hlt
+  writeCode(v, 0x7100, [0xe6, 0x82, 0xf4]); // NMI: out 0x82, al; hlt
+  setGate32(v, 0x6000, 0x30, 0x7000);
+  setGate32(v, 0x6000, 2, 0x7100);
+  enterFlat32(v, 0x1000);
+  loadIdt(v, 0x6000);
+  v.apic.mmioWrite(0xf0, 0x1ff); // SPIV: software-enabled
+  return v;
+}
+
+test('an injected interrupt wakes a HLT with IF=1 and runs its handler', () => {
+  const v = setup([0xfb, 0xf4]); // sti; hlt
+  assert.equal(v.run(100).reason, 'hlt');
+  v.injectInterrupt(0x30);
+  assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x81, size: 1, value: 0 });
+  // The handler runs with the vector in service (ISR), so the APIC's priority rose to its class.
+  assert.equal(v.apic.pendingVector(), -1);
+});
+
+test('with IF=0 the interrupt stays pending in the APIC; an NMI is taken anyway', () => {
+  const v = setup([0xfa, 0xeb, 0xfe]); // cli; jmp $
+  v.injectInterrupt(0x30);
+  assert.equal(v.run(100).reason, 'preempted');
+  assert.equal(v.apic.pendingVector(), 0x30);
+  v.injectNmi();
+  assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x82, size: 1, value: 0 });
+});
+
+test('an NMI makes a halted vCPU runnable even with IF=0', () => {
+  const v = setup([0xfa, 0xf4]); // cli; hlt
+  assert.equal(v.run(100).reason, 'hlt');
+  assert.equal(v.runnable, false);
+  v.injectNmi();
+  assert.equal(v.runnable, true);
+  assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x82, size: 1, value: 0 });
+});
+
+test('injectInterrupt rejects vectors outside 16..255 (0..15 are exception vectors) with EINVAL', () => {
+  const v = setup([0xf4]);
+  for (const bad of [-1, 0, 15, 256, 1.5, NaN]) {
+    assert.throws(() => v.injectInterrupt(bad), (e: unknown) => e instanceof KvmError && e.code === 'EINVAL' && /16\.\.255/.test(e.message));
+  }
+  assert.equal(v.apic.pendingVector(), -1);
+});
