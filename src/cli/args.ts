@@ -41,7 +41,7 @@ options for run:
   --append TEXT       kernel arguments (the command line is "IMAGE TEXT")
   --initrd FILE       load FILE as a Multiboot module (repeat for more modules)
   --hv LIST           Hyper-V enlightenments, comma-separated QEMU names, e.g.
-                      hv-vpindex,hv-synic,hv-vsm,hv-spinlocks=0x1fff
+                      hv-vpindex,hv-synic,hv-vapic,hv-vsm,hv-spinlocks=0x1fff
   --max-insns N       stop after N guest instructions (e.g. 5000000 or 1e9)
   --timeout SECONDS   stop after this much wall-clock time
   --serial FILE       write the serial port to FILE instead of stdout

@@ -9,6 +9,7 @@ import { parseArgs, USAGE, UsageError, type RunOptions } from './args.js';
 import { ImageError } from '../vmm/loader/elf.js';
 import { Machine } from '../vmm/machine.js';
 import { IoBusError } from '../vmm/io-bus.js';
+import { HvFeatureError } from '../kvm/hyperv/features.js';
 
 export const EXIT_USAGE = 2, EXIT_SHUTDOWN = 3, EXIT_LIMIT = 4;
 
@@ -33,6 +34,8 @@ function runGuest(o: RunOptions): number {
     image, imagePath: o.image, smp: o.smp, memory: o.memory, append: o.append, modules,
     maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
     guestMips: o.guestMips, tscHz: o.tscMhz * 1e6, trace: o.trace !== undefined,
+    // QEMU's hyperv-testdev drives the SynIC; it is present whenever the SynIC is.
+    hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'),
     serial: (b) => { writeSync(fd, b); },
   });
   const r = machine.run();
@@ -58,7 +61,7 @@ export function main(argv: readonly string[]): number {
     if (cmd.kind === 'version') { process.stdout.write('vsmvisor 0.1.0\n'); return 0; }
     return runGuest(cmd.options);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof ImageError || e instanceof IoBusError) {
+    if (e instanceof UsageError || e instanceof ImageError || e instanceof IoBusError || e instanceof HvFeatureError) {
       process.stderr.write(`vsmvisor: ${e.message}\n`);
       return EXIT_USAGE;
     }

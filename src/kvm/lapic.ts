@@ -163,6 +163,8 @@ export class LocalApic {
   onPending: () => void = () => {};
   /** Called on EOI of a level-triggered vector (TMR bit set), for an I/O APIC. */
   onEoi: (vector: number) => void = () => {};
+  /** Called on every EOI with the vector that left the ISR (Hyper-V SynIC redelivery). */
+  onAnyEoi: (vector: number) => void = () => {};
 
   private readonly bus: ApicBus;
   private readonly clock: ApicClock;
@@ -667,6 +669,7 @@ export class LocalApic {
     const bit = 1 << (v & 31);
     this.isr[word]! &= ~bit;
     if ((this.tmr[word]! & bit) !== 0) this.onEoi(v);
+    this.onAnyEoi(v);
     this.notifyIfPending();
   }
 

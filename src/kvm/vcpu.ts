@@ -24,6 +24,11 @@ import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './memory-attributes.js';
 import { checkMpState, KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_SIPI_RECEIVED, mpStateOf, runStateFor } from './mp-state.js';
 import * as regs from './vcpu-regs.js';
 import type { Vm } from './vm.js';
+import type { HvPartition } from './hyperv/partition.js';
+import type { HvVp } from './hyperv/vp.js';
+import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
+import { faultErr } from '../x86/fault.js';
+import { GP } from '../x86/regs.js';
 
 const MSR_TSC_DEADLINE = 0x6e0;
 const PREEMPTED: VcpuExit = { reason: 'preempted' };
@@ -43,6 +48,8 @@ export class Vcpu implements CpuHost {
   /** icount at the start of the current scheduling round (for guest time). */
   private roundIcount = 0;
   private tscOffset = 0;
+  /** In-kernel Hyper-V state of this vCPU; null when the VM has no Hyper-V interface. */
+  hv: HvVp | null = null;
   /**
    * The vCPU's Hyper-V CPUID exposes AccessVsm (set by the Hyper-V layer):
    * the precondition of MP state HV_INACTIVE_VTL (kvm-api-facts.md §3.3).
@@ -65,6 +72,7 @@ export class Vcpu implements CpuHost {
       physAddrBits: 40,
     });
     this.apic.onPending = () => { this.cpu.intrCheck = true; };
+    this.apic.onAnyEoi = (vector) => this.hv?.onApicEoi(vector);
     if (vm.trace !== null) this.cpu.onDeliver = (kind, vector, hasErr, err) => this.traceDelivery(kind, vector, hasErr, err);
   }
 
@@ -115,6 +123,7 @@ export class Vcpu implements CpuHost {
   run(budget: number): VcpuExit {
     this.exit = null;
     this.apic.tick();
+    this.hv?.tick();
     this.takeApicEvents();
     const c = this.cpu;
     if (this.attrGeneration !== this.vm.memoryAttributes.generation) {
@@ -231,7 +240,10 @@ export class Vcpu implements CpuHost {
     this.cpu.requestStop();
   }
 
-  pagePermissions(pfn: number): number { return this.vm.memoryAttributes.permissions(pfn); }
+  pagePermissions(pfn: number): number {
+    const p = this.vm.memoryAttributes.permissions(pfn);
+    return this.hv === null ? p : p & this.hv.partition.pagePermissions(pfn);
+  }
 
   /**
    * Memory attributes denied an access: a memory-fault exit (§2.6) and the
@@ -249,6 +261,7 @@ export class Vcpu implements CpuHost {
    * 0 when the length is unknown.
    */
   memFault(info: MemFaultInfo): void {
+    if (this.hv?.partition.isOverlayWrite(info.gpa, info.access)) faultErr(GP, 0); // TLFS: writing the hypercall page is #GP
     const gfn = Math.floor(info.gpa / PAGE_SIZE);
     const attrs = this.vm.memoryAttributes.get(gfn);
     const write = (info.access & ACCESS_WRITE) !== 0;
@@ -293,6 +306,7 @@ export class Vcpu implements CpuHost {
     let v: bigint | undefined;
     if (index === MSR_APIC_BASE) v = this.apic.readApicBase();
     else if (index >= 0x800 && index <= 0x8ff) v = this.apic.rdmsr(index);
+    else if (this.hv !== null && index >= HV_MSR_RANGE_FIRST && index <= HV_MSR_RANGE_LAST) v = this.hv.rdmsr(index);
     else if (index === MSR_TSC_DEADLINE) v = this.apic.readTscDeadline();
     else if (index === MSR_TSC) v = BigInt(this.tsc());
     if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'read', msr: index.toString(16), data: v === undefined ? 'gp' : v.toString(16) });
@@ -305,6 +319,7 @@ export class Vcpu implements CpuHost {
     let ok = false;
     if (index === MSR_APIC_BASE) ok = this.apic.writeApicBase(v);
     else if (index >= 0x800 && index <= 0x8ff) ok = this.apic.wrmsr(index, v);
+    else if (this.hv !== null && index >= HV_MSR_RANGE_FIRST && index <= HV_MSR_RANGE_LAST) ok = this.hv.wrmsr(index, v);
     else if (index === MSR_TSC_DEADLINE) { this.apic.writeTscDeadline(v); ok = true; }
     else if (index === MSR_TSC) { this.tscOffset = Number(v) - this.vm.clock.tscAt(this.nowNs()); ok = true; }
     this.cpu.intrCheck = true;
@@ -320,7 +335,16 @@ export class Vcpu implements CpuHost {
   shutdown(reason: string): void { this.exit = { reason: 'shutdown', why: reason }; }
 
   pendingInterrupt(): number { return this.apic.pendingVector(); }
-  acknowledgeInterrupt(vector: number): void { this.apic.acknowledge(vector); }
+  acknowledgeInterrupt(vector: number): void { this.apic.acknowledge(vector); this.hv?.onInterruptAcknowledged(vector); }
+
+  /** Gives this vCPU its Hyper-V state in `partition` (the Vm does this when it has Hyper-V). */
+  enableHyperv(partition: HvPartition): void {
+    this.hv = partition.createVp(this.id, {
+      nowNs: () => this.nowNs(), readTsc: () => this.tsc(),
+      runtimeNs: () => this.cpu.icount * this.vm.clock.nsPerInsn, apic: this.apic,
+    });
+    this.vsmAllowed = partition.features.has('AccessVsm');
+  }
   readCr8(): number { return this.apic.readCr8(); }
   writeCr8(value: number): void { this.apic.writeCr8(value); this.cpu.intrCheck = true; }
   readTsc(out: Int32Array): void {

@@ -9,6 +9,8 @@ import { KvmError } from './errors.js';
 import { TraceLog } from './trace.js';
 import { LocalApic, type ApicBus } from './lapic.js';
 import { Vcpu } from './vcpu.js';
+import type { HvFeatures } from './hyperv/features.js';
+import { HvPartition } from './hyperv/partition.js';
 import { GuestMemory, Memslots, type UserMemoryRegion } from './memslots.js';
 import { MemoryAttributes, type MemoryAttributesRequest } from './memory-attributes.js';
 
@@ -27,6 +29,8 @@ export interface VmOptions {
    * soon as it exists; false starts with no RAM at all, as a new KVM VM does.
    */
   defaultMemslot?: boolean;
+  /** Hyper-V enlightenments (resolveHvFeatures); none when absent. */
+  hyperv?: HvFeatures;
 }
 
 export class Vm implements ApicBus {
@@ -39,6 +43,8 @@ export class Vm implements ApicBus {
   readonly vcpus: Vcpu[] = [];
   /** Trace events, when tracing was asked for at creation. */
   readonly trace: TraceLog | null;
+  /** In-kernel Hyper-V partition state, when the VM has a Hyper-V interface. */
+  readonly hyperv: HvPartition | null;
 
   constructor(opts: VmOptions) {
     const mem = opts.memory ?? new GuestMemory(opts.memorySize);
@@ -46,6 +52,12 @@ export class Vm implements ApicBus {
     this.mem = mem;
     this.clock = opts.clock ?? new GuestClock();
     this.trace = opts.trace ? new TraceLog() : null;
+    this.hyperv = opts.hyperv?.enabled ? new HvPartition({
+      features: opts.hyperv, mem, clock: this.clock,
+      onOverlayChange: () => { for (const v of this.vcpus) v.cpu.permissionsChanged(); },
+      guestAccessAllowed: (gpa, access) => this.guestAccessAllowed(gpa, access),
+      trace: this.trace === null ? undefined : (name, args) => this.trace!.emit(name, -1, this.clock.roundStartNs, args),
+    }) : null;
     this.memslots = new Memslots(mem);
     this.memslots.onRamChange = () => { for (const v of this.vcpus) v.cpu.permissionsChanged(); };
     this.memoryAttributes = new MemoryAttributes(opts.privateMemory === true);
@@ -87,6 +99,7 @@ export class Vm implements ApicBus {
     if (this.vcpus.some((v) => v.id === id)) throw new KvmError('EEXIST', `vCPU ${id} already exists`);
     const v = new Vcpu(this, id, this.vcpus.length === 0);
     this.vcpus.push(v);
+    if (this.hyperv !== null) v.enableHyperv(this.hyperv);
     return v;
   }
 

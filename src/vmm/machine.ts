@@ -11,6 +11,9 @@ import { Vm } from '../kvm/vm.js';
 import { CpuRunState } from '../x86/cpu.js';
 import { enterMultiboot } from './boot.js';
 import { defaultCpuid } from './cpuid.js';
+import { hypervCpuidEntries } from '../kvm/hyperv/cpuid.js';
+import { resolveHvFeatures, type HvConfig } from '../kvm/hyperv/features.js';
+import { HYPERV_TESTDEV_PORT, HYPERV_TESTDEV_PORT_COUNT, HypervTestDev } from './devices/hyperv-testdev.js';
 import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT } from './devices/debug-exit.js';
 import { FwCfg, FW_CFG_PORT_COUNT, FW_CFG_SELECTOR_PORT } from './devices/fw-cfg.js';
 import { Pic8259, PIC_MASTER_BASE, PIC_PORT_COUNT, PIC_SLAVE_BASE } from './devices/pic.js';
@@ -40,6 +43,10 @@ export interface MachineOptions {
   tscHz?: number;
   /** Collect trace events (vm.trace). */
   trace?: boolean;
+  /** Hyper-V enlightenments (the CLI's --hv). */
+  hv?: HvConfig;
+  /** Add QEMU's hyperv-testdev at port 0x3000. */
+  hypervTestDev?: boolean;
 }
 
 export type MachineResult =
@@ -63,9 +70,10 @@ export class Machine {
   constructor(opts: MachineOptions) {
     this.opts = opts;
     this.quantum = opts.quantum ?? 20_000;
-    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace });
+    const hv = resolveHvFeatures(opts.hv ?? { flags: new Set() });
+    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace, hyperv: hv });
     const boot = loadMultiboot(this.vm.mem, opts.image, { imagePath: opts.imagePath, append: opts.append, modules: opts.modules });
-    const cpuid = defaultCpuid(opts.smp);
+    const cpuid = [...defaultCpuid(opts.smp), ...hypervCpuidEntries(hv, { maxVps: opts.smp })];
     for (let k = 0; k < opts.smp; k++) {
       const v = this.vm.createVcpu(k);
       v.setCpuid(cpuid);
@@ -79,6 +87,9 @@ export class Machine {
     this.io.register(FW_CFG_SELECTOR_PORT, FW_CFG_PORT_COUNT, new FwCfg({ ramSize: opts.memory, cpuCount: opts.smp, maxCpus: opts.smp }), 'fw_cfg');
     this.io.register(PIC_MASTER_BASE, PIC_PORT_COUNT, new Pic8259(PIC_MASTER_BASE), 'PIC master');
     this.io.register(PIC_SLAVE_BASE, PIC_PORT_COUNT, new Pic8259(PIC_SLAVE_BASE), 'PIC slave');
+    if (opts.hypervTestDev && this.vm.hyperv !== null) {
+      this.io.register(HYPERV_TESTDEV_PORT, HYPERV_TESTDEV_PORT_COUNT, new HypervTestDev(this.vm.hyperv), 'hyperv-testdev');
+    }
   }
 
   private serialByte(b: number): void {
@@ -105,6 +116,7 @@ export class Machine {
         for (const v of this.vcpus) {
           v.startRound();
           v.apic.tick();
+          v.hv?.tick();
           if (!v.runnable) continue;
           anyRan = true;
           const used = this.runVcpu(v);
@@ -119,7 +131,7 @@ export class Machine {
         } else {
           // Every vCPU is halted or waiting: jump to the next timer event, if any.
           let next = Infinity;
-          for (const v of this.vcpus) next = Math.min(next, v.apic.nextTimerDeadlineNs());
+          for (const v of this.vcpus) next = Math.min(next, v.apic.nextTimerDeadlineNs(), v.hv?.nextDeadlineNs() ?? Infinity);
           if (next === Infinity) {
             return { kind: 'hang', why: 'every vCPU is halted and no timer is armed', detail: this.describe(0) };
           }
