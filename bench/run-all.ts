@@ -1,6 +1,6 @@
 /**
  * Runs every benchmark (CPU MIPS against QEMU, SMP boot and IPI ping-pong,
- * host memory of a sparse guest) and prints one JSON object on stdout, with
+ * host memory of a sparse guest, hypercall round trips) and prints one JSON object on stdout, with
  * human-readable progress on stderr. Targets are printed next to their
  * measurements with `met`; a missed target is reported, not an error. The
  * exit status is 1 only when a benchmark could not run or found a problem
@@ -11,6 +11,7 @@
 import { cpus } from 'node:os';
 import { benchCpu } from './cpu-mips.js';
 import { hostSeconds, log, qemuInfo, round, runMain } from './common.js';
+import { benchHypercall } from './hypercall.js';
 import { benchMemory } from './memory.js';
 import { benchSmp } from './smp.js';
 
@@ -31,11 +32,12 @@ function runAll() {
   const [cpu, cpuSeconds] = timed(benchCpu);
   const [smp, smpSeconds] = timed(benchSmp);
   const [memory, memorySeconds] = timed(benchMemory);
+  const [hypercall, hypercallSeconds] = timed(benchHypercall);
   const targets: TargetLine[] = [
     ...cpu.workloads.map((w) => ({ what: `bench-${w.name} MIPS`, value: w.vsmvisor.mips, unit: 'MIPS', target: w.mipsTarget.target, met: w.mipsTarget.met })),
     { what: '4 GiB guest touching 16 MiB: host RSS growth', value: memory.large.rssGrowthMiB, unit: 'MiB (below)', target: memory.rssGrowthTarget.target, met: memory.rssGrowthTarget.met },
   ];
-  const problems = [...cpu.problems, ...smp.problems, ...memory.problems];
+  const problems = [...cpu.problems, ...smp.problems, ...memory.problems, ...hypercall.problems];
   const totalSeconds = round(hostSeconds(start), 1);
   log('bench: targets');
   for (const t of targets) log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.what}: ${t.value} ${t.unit}, target ${t.target}`);
@@ -44,7 +46,10 @@ function runAll() {
   }
   if (problems.length > 0) for (const p of problems) log(`  PROBLEM: ${p}`);
   log(`bench: done in ${totalSeconds} s`);
-  return { host, targets, cpu, smp, memory, problems, totalSeconds, sectionSeconds: { cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds } };
+  return {
+    host, targets, cpu, smp, memory, hypercall, problems, totalSeconds,
+    sectionSeconds: { cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds, hypercall: hypercallSeconds },
+  };
 }
 
 runMain(runAll);

@@ -17,6 +17,23 @@ export class GuestClock {
     if (!(nsPerInsn > 0) || !(tscHz > 0)) throw new RangeError('clock rates must be positive');
   }
 
+  /** Latest guest time any vCPU has observed (see observe()). */
+  private observedNs = 0;
+
+  /**
+   * A guest-visible time read (TSC, reference counter) at a vCPU's local time
+   * `ns`. vCPUs run one after another within a round, each with its own local
+   * time, so a vCPU that ran fewer instructions is "earlier" than one that ran
+   * more; but whatever one vCPU observes can reach another only later in host
+   * order. Returning the maximum of the local time and every earlier
+   * observation keeps time monotonic across vCPUs (a read never precedes a
+   * read that causally came before it), deterministically.
+   */
+  observe(ns: number): number {
+    if (ns > this.observedNs) this.observedNs = ns;
+    return this.observedNs;
+  }
+
   /** TSC value for a guest time in ns. */
   tscAt(ns: number): number {
     return this.tscHz === 1e9 ? ns : Math.floor(ns * this.tscHz / 1e9);

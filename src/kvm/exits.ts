@@ -1,4 +1,5 @@
 import type { AccessOrigin } from '../x86/host.js';
+import type { XmmRegister } from './vcpu-regs.js';
 
 /** memory_fault.flags bits of a 'memory-fault' exit (kvm-api-facts.md §2.6); exactly one of READ/WRITE/EXEC is set. */
 export const KVM_MEMORY_EXIT_FLAG_READ = 1 << 0;
@@ -38,4 +39,18 @@ export type VcpuExit =
     readonly insnBytes: Uint8Array;
   }
   /** KVM_EXIT_SYSTEM_EVENT (24), type KVM_SYSTEM_EVENT_WAKEUP (4): an inactive-VTL vCPU has an event (§3.3). */
-  | { readonly reason: 'system-event'; readonly type: 'wakeup' };
+  | { readonly reason: 'system-event'; readonly type: 'wakeup' }
+  /**
+   * KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): a hypercall the VMM handles (hyperv/hypercall.ts
+   * says which). RIP stays on the VMCALL; the VMM answers with Vcpu.completeHypercall(result, xmm?),
+   * applied at the next run() (XMM output, RAX, RIP past the VMCALL).
+   */
+  | {
+    readonly reason: 'hyperv-hcall';
+    /** The whole control word (RCX, or EDX:EAX from a 32-bit caller). */
+    readonly input: bigint;
+    /** RDX and R8 (EBX:ECX and EDI:ESI): input and output GPAs, or fast input. */
+    readonly params: readonly [bigint, bigint];
+    /** XMM0..XMM5 for fast calls (XMM fast input); zero for memory-based calls. */
+    readonly xmm: readonly XmmRegister[];
+  };

@@ -26,6 +26,8 @@ import * as regs from './vcpu-regs.js';
 import type { Vm } from './vm.js';
 import type { HvPartition } from './hyperv/partition.js';
 import type { HvVp } from './hyperv/vp.js';
+import { HcOutcome, HypercallDispatcher } from './hyperv/hypercall.js';
+import { setTlbFlushInhibit, TlbFlushInhibitState, type KvmHypervTlbFlushInhibit } from './hyperv/tlb-flush-inhibit.js';
 import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
 import { faultErr } from '../x86/fault.js';
 import { GP } from '../x86/regs.js';
@@ -61,6 +63,14 @@ export class Vcpu implements CpuHost {
   private attrGeneration = -1;
   /** Vector of the last SIPI (KVM's sipi_vector), used when SIPI_RECEIVED is set. */
   private lastSipiVector = 0;
+  /**
+   * TLB-flush inhibit state (kvm-api-facts §1.3): the inhibit flag, and whether
+   * this vCPU is suspended by a flush hypercall and on which vCPU it waits.
+   * Set through setTlbFlushInhibit(); hyperv/tlb-flush-inhibit.ts.
+   */
+  readonly tlbFlush = new TlbFlushInhibitState();
+  /** The Hyper-V hypercall dispatcher, made at the first VMCALL. */
+  private hypercalls: HypercallDispatcher | null = null;
 
   constructor(vm: Vm, id: number, isBsp: boolean) {
     this.vm = vm;
@@ -101,7 +111,12 @@ export class Vcpu implements CpuHost {
   nowNs(): number {
     return Math.floor(this.vm.clock.roundStartNs + (this.cpu.icount - this.roundIcount) * this.vm.clock.nsPerInsn);
   }
-  private tsc(): number { return this.vm.clock.tscAt(this.nowNs()) + this.tscOffset; }
+  /**
+   * Guest time as the guest can observe it (TSC, reference counter): never
+   * earlier than any observation another vCPU made before (GuestClock.observe).
+   */
+  observedNowNs(): number { return this.vm.clock.observe(this.nowNs()); }
+  private tsc(): number { return this.vm.clock.tscAt(this.observedNowNs()) + this.tscOffset; }
 
   /** Called by the scheduler at the start of each round. */
   startRound(): void { this.roundIcount = this.cpu.icount; }
@@ -109,6 +124,7 @@ export class Vcpu implements CpuHost {
   /** Whether the vCPU can make progress now (it is not halted or waiting, or an event woke it). */
   get runnable(): boolean {
     const c = this.cpu;
+    if (this.tlbFlush.suspended) return false; // events do not end a TLB-flush suspension
     if (this.apic.initPending || this.apic.nmiPending) return true;
     if (this.inactiveVtl) return this.wakeupPending();
     switch (c.runState) {
@@ -124,6 +140,11 @@ export class Vcpu implements CpuHost {
     this.exit = null;
     this.apic.tick();
     this.hv?.tick();
+    // Suspended by TLB-flush inhibit: nothing runs and no event is taken until
+    // the inhibitor is cleared; the VMM sees a halted vCPU (kvm-api-facts §1.3).
+    if (this.tlbFlush.suspended) return HLT;
+    // The VMM's answer to a 'hyperv-hcall' exit (KVM's complete_userspace_io).
+    this.hypercalls?.applyAnswer();
     this.takeApicEvents();
     const c = this.cpu;
     if (this.attrGeneration !== this.vm.memoryAttributes.generation) {
@@ -145,6 +166,7 @@ export class Vcpu implements CpuHost {
       if (this.vm.trace !== null) this.trace('kvm_exit', { reason: exit.reason });
       return exit;
     }
+    if (this.tlbFlush.suspended) return HLT;
     switch (c.runState as CpuRunState) {
       case CpuRunState.Halted: return HLT;
       case CpuRunState.Shutdown: return { reason: 'shutdown', why: 'the vCPU is shut down' };
@@ -321,16 +343,70 @@ export class Vcpu implements CpuHost {
     else if (index >= 0x800 && index <= 0x8ff) ok = this.apic.wrmsr(index, v);
     else if (this.hv !== null && index >= HV_MSR_RANGE_FIRST && index <= HV_MSR_RANGE_LAST) ok = this.hv.wrmsr(index, v);
     else if (index === MSR_TSC_DEADLINE) { this.apic.writeTscDeadline(v); ok = true; }
-    else if (index === MSR_TSC) { this.tscOffset = Number(v) - this.vm.clock.tscAt(this.nowNs()); ok = true; }
+    else if (index === MSR_TSC) {
+      this.tscOffset = Number(v) - this.vm.clock.tscAt(this.observedNowNs());
+      this.hv?.partition.tscWritten(); // the reference TSC page no longer matches this TSC
+      ok = true;
+    }
     this.cpu.intrCheck = true;
     if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'write', msr: index.toString(16), data: ok ? v.toString(16) : 'gp' });
     return ok;
   }
 
+  /**
+   * VMCALL/VMMCALL: the Hyper-V hypercall (hyperv/hypercall.ts); #UD when the
+   * VM has no Hyper-V interface, as on hardware without a hypervisor.
+   */
   hypercall(): void {
-    // No hypercall interface is enabled yet: VMCALL/VMMCALL raise #UD, as on hardware without one.
-    fault(UD);
+    if (this.hv === null) fault(UD);
+    const d = this.hypercalls ??= new HypercallDispatcher(this);
+    switch (d.dispatch()) {
+      case HcOutcome.Exit:
+        this.exit = d.exit;
+        this.cpu.abortInstruction(); // RIP stays on the VMCALL until completeHypercall() is applied
+        break;
+      case HcOutcome.Suspend:
+        this.cpu.abortInstruction(); // RIP stays on the VMCALL; run() reports a halted vCPU
+        break;
+      case HcOutcome.Yield:
+        if (this.cpu.pauseExits) this.cpu.requestStop(); // like PAUSE: end the quantum
+        break;
+      default:
+        break;
+    }
   }
+
+  /**
+   * Answer to a 'hyperv-hcall' exit (kvm_run hyperv.u.hcall.result and the
+   * proposed xmm[] array, kvm-api-facts §3.1), applied when run() is next
+   * called: XMM0..5 for a successful fast XMM-output call, the result in RAX
+   * (EDX:EAX for a 32-bit caller; not for VtlCall/VtlReturn), RIP past the
+   * VMCALL. Without an answer, the next run() executes the VMCALL again.
+   */
+  completeHypercall(result: bigint, xmm?: readonly regs.XmmRegister[]): void {
+    if (this.hypercalls === null || !this.hypercalls.awaitingAnswer) {
+      throw new KvmError('EINVAL', 'completeHypercall: no hyperv-hcall exit is waiting for an answer');
+    }
+    if (typeof result !== 'bigint' || result < 0n || result >= 1n << 64n) {
+      throw new KvmError('EINVAL', `the hypercall result must be a bigint in 0..2^64-1, got ${String(result)}`);
+    }
+    if (xmm !== undefined) {
+      if (!Array.isArray(xmm) || xmm.length > 6) throw new KvmError('EINVAL', 'hypercall XMM output is an array of at most 6 registers');
+      for (const [k, r] of xmm.entries()) {
+        const ok = (b: unknown) => typeof b === 'bigint' && b >= 0n && b < 1n << 64n;
+        if (typeof r !== 'object' || r === null || !ok(r.low) || !ok(r.high)) {
+          throw new KvmError('EINVAL', `hypercall XMM output ${k} is not { low, high } 64-bit bigints`);
+        }
+      }
+    }
+    this.hypercalls.answerVmmCall(result, xmm === undefined ? undefined : xmm.map((r) => ({ low: r.low, high: r.high })));
+  }
+
+  /**
+   * KVM_HYPERV_SET_TLB_FLUSH_INHIBIT (kvm-api-facts §1): EINVAL for flags ≠ 0
+   * or inhibit ∉ {0, 1}; clearing wakes the vCPUs whose flush waits on this one.
+   */
+  setTlbFlushInhibit(arg: KvmHypervTlbFlushInhibit): void { setTlbFlushInhibit(this, arg); }
   halt(): void {}
   shutdown(reason: string): void { this.exit = { reason: 'shutdown', why: reason }; }
 
@@ -340,7 +416,7 @@ export class Vcpu implements CpuHost {
   /** Gives this vCPU its Hyper-V state in `partition` (the Vm does this when it has Hyper-V). */
   enableHyperv(partition: HvPartition): void {
     this.hv = partition.createVp(this.id, {
-      nowNs: () => this.nowNs(), readTsc: () => this.tsc(),
+      nowNs: () => this.observedNowNs(), readTsc: () => this.tsc(),
       runtimeNs: () => this.cpu.icount * this.vm.clock.nsPerInsn, apic: this.apic,
     });
     this.vsmAllowed = partition.features.has('AccessVsm');
@@ -368,7 +444,7 @@ export class Vcpu implements CpuHost {
 
   /** KVM_GET_MP_STATE: pending INIT/SIPI are taken first (kvm_apic_accept_events); see mp-state.ts for the mapping. */
   getMpState(): number {
-    this.takeApicEvents();
+    if (!this.tlbFlush.suspended) this.takeApicEvents(); // a suspended vCPU takes no events
     return this.inactiveVtl ? KVM_MP_STATE_HV_INACTIVE_VTL : mpStateOf(this.cpu.runState);
   }
 

@@ -508,3 +508,86 @@ export const HvTscPage = { Sequence: 0, Reserved: 4, Scale: 8, Offset: 16 } as c
 export const HV_TSC_PAGE_INVALID_SEQUENCE = 0;
 /** Reference time unit: 100 ns. */
 export const HV_REFERENCE_TIME_NS = 100;
+
+// ---------------------------------------------------------------- §1.3 register-based (fast) calls
+
+/** Bytes of one register pair of the fast-call block (RDX:R8, then XMM0..XMM5). */
+export const HV_FAST_PAIR_BYTES = 16;
+/** Fast input through RDX and R8 only: the first pair. */
+export const HV_FAST_GPR_BYTES = 16;
+/** XMM fast input: RDX:R8 plus XMM0..XMM5, 7 pairs (CPUID 0x40000003 EDX bit 4). */
+export const HV_FAST_XMM_BYTES = 112;
+/** XMM registers that carry fast input and output. */
+export const HV_HYPERCALL_XMM_REGISTERS = 6;
+/** Bytes of the VMCALL/VMMCALL instruction, skipped on completion. */
+export const HV_HYPERCALL_INSN_BYTES = 3;
+/** Highest bit of the guest physical address space: our CPU reports 40 (CPUID 0x80000008). */
+export const HV_GPA_BITS = 40;
+
+// ---------------------------------------------------------------- §2.2 flush flags (HV_FLUSH_FLAGS)
+
+export const HV_FLUSH_ALL_PROCESSORS = 0x1;
+export const HV_FLUSH_ALL_VIRTUAL_ADDRESS_SPACES = 0x2;
+export const HV_FLUSH_NON_GLOBAL_MAPPINGS_ONLY = 0x4;
+export const HV_FLUSH_USE_EXTENDED_RANGE_FORMAT = 0x8;
+/** Every flag bit a flush accepts; any other bit is INVALID_PARAMETER (openhcl hcvm_validate_flush_inputs). */
+export const HV_FLUSH_DEFINED_FLAGS = 0xf;
+
+/** Flush input layouts (§2.4): HV_TLB_FLUSH and HV_TLB_FLUSH_EX. */
+export const HvFlushInput = {
+  AddressSpace: 0,
+  Flags: 8,
+  /** Non-Ex: the 64-VP processor mask. Ex: the VP set (format, valid banks, banks). */
+  ProcessorMask: 16,
+  VpSet: 16,
+  /** Fixed header sizes; Ex bank words follow as the variable header. */
+  HeaderBytes: 24,
+  ExHeaderBytes: 32,
+} as const;
+
+// ---------------------------------------------------------------- §2.3 GVA range element
+
+/** Simple format: bits 11:0 additional pages, bits 63:12 page number. */
+export const HV_GVA_RANGE_SIMPLE_ADDITIONAL_MASK = 0xfff;
+/** Extended format: bits 10:0 additional (large) pages, bit 11 large page, bit 12 page size (1 GiB), 20:13 reserved. */
+export const HV_GVA_RANGE_EXT_ADDITIONAL_MASK = 0x7ff;
+export const HV_GVA_RANGE_EXT_LARGE_PAGE = 0x800;
+export const HV_GVA_RANGE_EXT_PAGE_SIZE_1G = 0x1000;
+export const HV_GVA_RANGE_EXT_LARGE_RESERVED = 0x1fe000;
+/** Bytes of one rep element of the flush List calls. */
+export const HV_GVA_RANGE_BYTES = 8;
+
+// ---------------------------------------------------------------- §2.5 sparse VP set (HV_VP_SET)
+
+export const HV_GENERIC_SET_SPARSE_4K = 0;
+export const HV_GENERIC_SET_ALL = 1;
+/** 64 banks of 64 VPs (Linux HV_MAX_SPARSE_VCPU_BANKS). */
+export const HV_MAX_SPARSE_VCPU_BANKS = 64;
+export const HV_VCPUS_PER_SPARSE_BANK = 64;
+/** Offsets inside HV_VP_SET. */
+export const HvVpSetOffset = { Format: 0, ValidBanksMask: 8, BankContents: 16 } as const;
+
+// ---------------------------------------------------------------- §2.6 SendSyntheticClusterIpi[Ex]
+
+export const HV_IPI_LOW_VECTOR = 0x10;
+export const HV_IPI_HIGH_VECTOR = 0xff;
+/** Input layout: Vector u32 @0, TargetVtl u8 @4, Flags u8 @5, Reserved u16 @6, then the mask (u64) or the VP set. */
+export const HvIpiInput = {
+  Vector: 0, TargetVtl: 4, Flags: 5, Reserved: 6, ProcessorMask: 8, VpSet: 8,
+  HeaderBytes: 16, ExHeaderBytes: 24,
+} as const;
+
+// ---------------------------------------------------------------- §2.11 HV_INPUT_VTL
+
+export const HV_INPUT_VTL_TARGET_MASK = 0x0f;
+export const HV_INPUT_VTL_USE_TARGET = 0x10;
+export const HV_INPUT_VTL_RESERVED = 0xe0;
+/** Highest VTL Hyper-V implements (VTL0 and VTL1). */
+export const HV_MAX_IMPLEMENTED_VTL = 1;
+
+// ---------------------------------------------------------------- §2.8-§2.10 NotifyLongSpinWait, PostMessage, SignalEvent
+
+/** HvPostMessage input offsets (§2.9). */
+export const HvPostMessageInput = { ConnectionId: 0, Reserved: 4, MessageType: 8, PayloadSize: 12, Payload: 16 } as const;
+/** HvSignalEvent input (§2.10): ConnectionId u32 @0, FlagNumber u16 @4, RsvdZ u16 @6. */
+export const HvSignalEventInput = { ConnectionId: 0, FlagNumber: 4, Reserved: 6, Bytes: 8 } as const;

@@ -5,7 +5,7 @@
  * when every vCPU is halted guest time jumps to the next timer.
  */
 import { GuestClock } from '../kvm/clock.js';
-import type { VcpuExit } from '../kvm/exits.js';
+import { KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_WRITE, type VcpuExit } from '../kvm/exits.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import { Vm } from '../kvm/vm.js';
 import { CpuRunState } from '../x86/cpu.js';
@@ -21,6 +21,14 @@ import { COM1_BASE, Uart16550, UART_PORT_COUNT } from './devices/uart16550.js';
 import { IoBus, type PioSize } from './io-bus.js';
 import { loadMultiboot, type MultibootModule } from './loader/multiboot.js';
 import { describeVcpu } from './diagnose.js';
+import { HvCall, HvStatus } from '../spec/tlfs.js';
+
+/** One line: which access of which page the memory attributes denied. */
+function describeMemoryFault(e: Extract<VcpuExit, { reason: 'memory-fault' }>): string {
+  const kind = (e.flags & KVM_MEMORY_EXIT_FLAG_WRITE) ? 'write' : (e.flags & KVM_MEMORY_EXIT_FLAG_EXEC) ? 'execute' : 'read';
+  const gva = e.gvaValid ? ` (GVA 0x${e.gva.toString(16)})` : '';
+  return `${kind}${(e.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) ? ' of private memory' : ''} at GPA 0x${e.gpa.toString(16)}${gva} denied by memory attributes`;
+}
 
 export interface MachineOptions {
   image: Uint8Array;
@@ -183,9 +191,30 @@ export class Machine {
         return undefined;
       case 'shutdown':
         return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
+      case 'hyperv-hcall':
+        v.completeHypercall(this.answerHypercall(exit));
+        return undefined;
+      case 'memory-fault':
+        // Nothing here restricts memory yet (VSM will): stop cleanly instead of re-running the access forever.
+        return { kind: 'shutdown', vcpu: v.id, why: `unhandled memory-fault exit: ${describeMemoryFault(exit)}`, detail: describeVcpu(v) };
+      case 'system-event':
+        return { kind: 'shutdown', vcpu: v.id, why: `unhandled system-event exit (${exit.type}): no vCPU of this machine is an inactive VTL`, detail: describeVcpu(v) };
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The VMM's answer to a hypercall the kernel passed up (KVM_EXIT_HYPERV).
+   * No VMM service exists yet, so the answer is what QEMU gives without a
+   * handler (target/i386/kvm/hyperv.c, hw/hyperv/hyperv.c): PostMessage and
+   * SignalEvent to a connection nobody registered are
+   * HV_STATUS_INVALID_CONNECTION_ID, any other call HV_STATUS_INVALID_HYPERCALL_CODE.
+   */
+  answerHypercall(exit: Extract<VcpuExit, { reason: 'hyperv-hcall' }>): bigint {
+    const code = Number(exit.input & 0xffffn);
+    const status = code === HvCall.PostMessage || code === HvCall.SignalEvent ? HvStatus.INVALID_CONNECTION_ID : HvStatus.INVALID_HYPERCALL_CODE;
+    return BigInt(status);
   }
 
   describe(index: number): string { return describeVcpu(this.vcpus[index]); }

@@ -229,6 +229,11 @@ export class Cpu {
     this.mmu.tlb.flushPage(vpnKey(lo, hi), -1, true);
     this.mmu.dropFast();
   }
+  /** Flushes the non-global translations of every PCID (global ones stay). */
+  flushTlbNonGlobal(): void {
+    this.mmu.tlb.flushNonGlobal();
+    this.mmu.dropFast();
+  }
   /** Flushes the non-global translations of one PCID. */
   flushTlbPcid(pcid: number): void {
     if (!Number.isInteger(pcid) || pcid < 0 || pcid > 0xfff) throw new RangeError(`PCID ${pcid} is not in 0..4095`);

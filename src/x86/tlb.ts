@@ -32,53 +32,59 @@ export function vpnKey(lo: number, hi: number): number {
 /** Upper bound on cached entries; beyond it everything is dropped (an allowed eviction). */
 const CAPACITY = 1 << 16;
 
+/** One set of entries (a PCID's non-global ones, or the global ones) and how many came from large pages. */
+class EntrySet {
+  readonly map = new Map<number, TlbEntry>();
+  large = 0;
+}
+
 export class Tlb {
-  private readonly byPcid = new Map<number, Map<number, TlbEntry>>();
-  private readonly global = new Map<number, TlbEntry>();
+  private readonly byPcid = new Map<number, EntrySet>();
+  private global = new EntrySet();
   private count = 0;
-  private largeCount = 0;
   /** Incremented whenever anything is removed, so derived caches know to drop. */
   generation = 0;
 
   lookup(vpn: number, pcid: number): TlbEntry | undefined {
-    const m = this.byPcid.get(pcid);
-    const e = m === undefined ? undefined : m.get(vpn);
-    return e !== undefined ? e : this.global.get(vpn);
+    const s = this.byPcid.get(pcid);
+    const e = s === undefined ? undefined : s.map.get(vpn);
+    return e !== undefined ? e : this.global.map.get(vpn);
   }
 
   insert(vpn: number, pcid: number, e: TlbEntry): void {
     if (this.count >= CAPACITY) this.flushAll();
-    let m: Map<number, TlbEntry> | undefined;
+    let s: EntrySet | undefined;
     if (e.global) {
-      m = this.global;
+      s = this.global;
     } else {
-      m = this.byPcid.get(pcid);
-      if (m === undefined) { m = new Map(); this.byPcid.set(pcid, m); }
+      s = this.byPcid.get(pcid);
+      if (s === undefined) { s = new EntrySet(); this.byPcid.set(pcid, s); }
     }
-    if (!m.has(vpn)) this.count++;
-    if (e.sizeShift > 12) this.largeCount++;
-    m.set(vpn, e);
+    const old = s.map.get(vpn);
+    if (old === undefined) this.count++;
+    else if (old.sizeShift > 12) s.large--;
+    if (e.sizeShift > 12) s.large++;
+    s.map.set(vpn, e);
   }
 
   /** Everything, global entries included. */
   flushAll(): void {
     this.byPcid.clear();
-    this.global.clear();
+    this.global = new EntrySet();
     this.count = 0;
-    this.largeCount = 0;
     this.generation++;
   }
 
   /** Non-global entries of one PCID. */
   flushPcid(pcid: number): void {
-    const m = this.byPcid.get(pcid);
-    if (m !== undefined) { this.count -= m.size; this.byPcid.delete(pcid); }
+    const s = this.byPcid.get(pcid);
+    if (s !== undefined) { this.count -= s.map.size; this.byPcid.delete(pcid); }
     this.generation++;
   }
 
   /** Non-global entries of every PCID. */
   flushNonGlobal(): void {
-    for (const m of this.byPcid.values()) this.count -= m.size;
+    for (const s of this.byPcid.values()) this.count -= s.map.size;
     this.byPcid.clear();
     this.generation++;
   }
@@ -89,22 +95,27 @@ export class Tlb {
    */
   flushPage(vpn: number, pcid: number, includeGlobal: boolean): void {
     this.generation++;
-    const maps: Map<number, TlbEntry>[] = [];
-    if (pcid < 0) maps.push(...this.byPcid.values());
-    else { const m = this.byPcid.get(pcid); if (m !== undefined) maps.push(m); }
-    if (includeGlobal) maps.push(this.global);
-    for (const m of maps) {
-      if (m.delete(vpn)) this.count--;
-      if (this.largeCount > 0) this.dropLargeCovering(m, vpn);
+    const sets: EntrySet[] = [];
+    if (pcid < 0) sets.push(...this.byPcid.values());
+    else { const s = this.byPcid.get(pcid); if (s !== undefined) sets.push(s); }
+    if (includeGlobal) sets.push(this.global);
+    for (const s of sets) {
+      const e = s.map.get(vpn);
+      if (e !== undefined) {
+        s.map.delete(vpn);
+        this.count--;
+        if (e.sizeShift > 12) s.large--;
+      }
+      if (s.large > 0) this.dropLargeCovering(s, vpn);
     }
   }
 
   /** Removes entries that came from a large page containing `vpn`. */
-  private dropLargeCovering(m: Map<number, TlbEntry>, vpn: number): void {
-    for (const [k, e] of m) {
+  private dropLargeCovering(s: EntrySet, vpn: number): void {
+    for (const [k, e] of s.map) {
       if (e.sizeShift === 12) continue;
       const span = 2 ** (e.sizeShift - 12);
-      if (Math.floor(k / span) === Math.floor(vpn / span)) { m.delete(k); this.count--; }
+      if (Math.floor(k / span) === Math.floor(vpn / span)) { s.map.delete(k); this.count--; s.large--; }
     }
   }
 

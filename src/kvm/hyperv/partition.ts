@@ -196,6 +196,18 @@ export class HvPartition {
     return true;
   }
 
+  /**
+   * A vCPU's TSC was written (IA32_TSC): the enabled reference TSC page no
+   * longer matches it, so it is marked invalid (sequence 0) and guests fall back
+   * to TIME_REF_COUNT (§6.5; KVM does the same).
+   */
+  tscWritten(): void {
+    if ((this.referenceTsc & HV_REFERENCE_TSC_ENABLE) === 0n) return;
+    const gpa = Number(this.referenceTsc >> HV_HYPERCALL_MSR_PFN_SHIFT) * 2 ** HV_PAGE_SHIFT;
+    this.tscPageSequence = HV_TSC_PAGE_INVALID_SEQUENCE;
+    if (this.pageAccessible(gpa)) writeTscPage(this.mem, gpa, { sequence: HV_TSC_PAGE_INVALID_SEQUENCE, scale: 0n, offset: 0n });
+  }
+
   referenceTime(ns: number): bigint { return referenceTime(ns); }
 
   // ---------------------------------------------------------------- reset / crash
