@@ -13,6 +13,7 @@ import { benchCpu } from './cpu-mips.js';
 import { hostSeconds, log, qemuInfo, round, runMain } from './common.js';
 import { benchHypercall } from './hypercall.js';
 import { benchMemory } from './memory.js';
+import { memoryAttributesBench } from './memory-attributes.js';
 import { benchSmp } from './smp.js';
 
 interface TargetLine { what: string; value: number; unit: string; target: number; met: boolean }
@@ -33,11 +34,16 @@ function runAll() {
   const [smp, smpSeconds] = timed(benchSmp);
   const [memory, memorySeconds] = timed(benchMemory);
   const [hypercall, hypercallSeconds] = timed(benchHypercall);
+  const [memoryAttributes, memoryAttributesSeconds] = timed(memoryAttributesBench);
   const targets: TargetLine[] = [
     ...cpu.workloads.map((w) => ({ what: `bench-${w.name} MIPS`, value: w.vsmvisor.mips, unit: 'MIPS', target: w.mipsTarget.target, met: w.mipsTarget.met })),
     { what: '4 GiB guest touching 16 MiB: host RSS growth', value: memory.large.rssGrowthMiB, unit: 'MiB (below)', target: memory.rssGrowthTarget.target, met: memory.rssGrowthTarget.met },
+    ...memoryAttributes.patterns.flatMap((p) => [
+      { what: `1M page protections (${p.pattern}): seconds`, value: p.seconds, unit: 's (below)', target: p.timeTarget.target, met: p.timeTarget.met },
+      { what: `1M page protections (${p.pattern}): memory`, value: p.memoryMiB, unit: 'MiB (below)', target: p.memoryTarget.target, met: p.memoryTarget.met },
+    ]),
   ];
-  const problems = [...cpu.problems, ...smp.problems, ...memory.problems, ...hypercall.problems];
+  const problems = [...cpu.problems, ...smp.problems, ...memory.problems, ...hypercall.problems, ...memoryAttributes.problems];
   const totalSeconds = round(hostSeconds(start), 1);
   log('bench: targets');
   for (const t of targets) log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.what}: ${t.value} ${t.unit}, target ${t.target}`);
@@ -47,8 +53,8 @@ function runAll() {
   if (problems.length > 0) for (const p of problems) log(`  PROBLEM: ${p}`);
   log(`bench: done in ${totalSeconds} s`);
   return {
-    host, targets, cpu, smp, memory, hypercall, problems, totalSeconds,
-    sectionSeconds: { cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds, hypercall: hypercallSeconds },
+    host, targets, cpu, smp, memory, hypercall, memoryAttributes, problems, totalSeconds,
+    sectionSeconds: { cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds, hypercall: hypercallSeconds, memoryAttributes: memoryAttributesSeconds },
   };
 }
 
