@@ -8,7 +8,7 @@
 #include "libguest.h"
 
 #define VEC_TIMER 0x50
-#define WAIT (1UL << 33)     /* generous TSC timeout for events that take microseconds */
+#define WAIT (1UL << 35)     /* generous TSC timeout for events that take microseconds (QEMU threads may be starved on a loaded host) */
 #define QUIET (1UL << 22)    /* TSC cycles to watch for an interrupt that must not come */
 
 static volatile u64 ticks, last_tick_tsc;

@@ -9,7 +9,8 @@
 #include "libguest.h"
 
 #define VEC_COUNT 0x40
-#define WAIT (1UL << 32)   /* timeout in TSC cycles for things that should take microseconds */
+#define WAIT (1UL << 35)   /* timeout in TSC cycles for things that should take microseconds; generous because
+                              QEMU TCG vCPU threads may be starved on a loaded host (only failures wait this long) */
 #define QUIET (1UL << 21)  /* how long to watch for something that must not happen */
 
 static volatile u64 count[MAX_CPUS], nmi_count[MAX_CPUS];
