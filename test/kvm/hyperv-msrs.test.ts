@@ -106,9 +106,10 @@ test('hypercall page on AMD uses VMMCALL; with VSM the VTL stubs sit at §3.6 of
   const at = (o: number, n: number) => [...page.subarray(o, o + n)];
   const call = [0x0f, 0x01, 0xc1];
   assert.deepEqual(at(0x00, 4), [...call, 0xc3]);
-  assert.deepEqual(at(0x04, 11), [0x89, 0xc8, 0xb9, 0x11, 0, 0, 0, ...call, 0xc3]); // 32-bit VtlCall
+  // 32-bit stubs: mov ecx, eax; mov eax, code (the control word goes in EDX:EAX for 32-bit callers, §1.3).
+  assert.deepEqual(at(0x04, 11), [0x89, 0xc1, 0xb8, 0x11, 0, 0, 0, ...call, 0xc3]); // 32-bit VtlCall
   assert.deepEqual(at(0x0f, 12), [0x48, 0x89, 0xc8, 0xb9, 0x11, 0, 0, 0, ...call, 0xc3]); // 64-bit VtlCall
-  assert.deepEqual(at(0x1b, 11), [0x89, 0xc8, 0xb9, 0x12, 0, 0, 0, ...call, 0xc3]); // 32-bit VtlReturn
+  assert.deepEqual(at(0x1b, 11), [0x89, 0xc1, 0xb8, 0x12, 0, 0, 0, ...call, 0xc3]); // 32-bit VtlReturn
   assert.deepEqual(at(0x26, 12), [0x48, 0x89, 0xc8, 0xb9, 0x12, 0, 0, 0, ...call, 0xc3]); // 64-bit VtlReturn
   assert.equal(page[0x32], 0xcc);
 });

@@ -31,8 +31,10 @@ export function hypercallPageBytes(vendor: CpuVendor, vtlStubs: boolean): Uint8A
   const call = vendor === 'amd' ? VMMCALL_BYTES : VMCALL_BYTES;
   page.set([...call, RET], HvHypercallPage.Hypercall);
   if (vtlStubs) {
-    // 32-bit stub: mov eax, ecx; mov ecx, code; vmcall; ret. 64-bit: mov rax, rcx; ...
-    const stub32 = (code: number) => [0x89, 0xc8, 0xb9, code, 0, 0, 0, ...call, RET];
+    // 32-bit callers pass the control word in EDX:EAX, so the stub saves EAX in ECX and loads the code into EAX:
+    // mov ecx, eax; mov eax, code; vmcall; ret (2 + 5 + 3 + 1 bytes, tlfs-vsm-facts §3.6).
+    // 64-bit callers pass it in RCX: mov rax, rcx; mov ecx, code; vmcall; ret (3 + 5 + 3 + 1 bytes).
+    const stub32 = (code: number) => [0x89, 0xc1, 0xb8, code, 0, 0, 0, ...call, RET];
     const stub64 = (code: number) => [0x48, 0x89, 0xc8, 0xb9, code, 0, 0, 0, ...call, RET];
     page.set(stub32(HvCall.VtlCall), HvHypercallPage.VtlCall32);
     page.set(stub64(HvCall.VtlCall), HvHypercallPage.VtlCall64);
