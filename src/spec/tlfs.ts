@@ -591,3 +591,194 @@ export const HV_MAX_IMPLEMENTED_VTL = 1;
 export const HvPostMessageInput = { ConnectionId: 0, Reserved: 4, MessageType: 8, PayloadSize: 12, Payload: 16 } as const;
 /** HvSignalEvent input (§2.10): ConnectionId u32 @0, FlagNumber u16 @4, RsvdZ u16 @6. */
 export const HvSignalEventInput = { ConnectionId: 0, FlagNumber: 4, Reserved: 6, Bytes: 8 } as const;
+
+// ================================================================ VSM (Virtual Secure Mode)
+// Appended for src/vmm/vsm/. Section numbers (§) refer to tlfs-vsm-facts.md.
+
+// ---------------------------------------------------------------- key constants
+
+/** Architectural VTL limit (VTL 0..15). */
+export const HV_NUM_VTLS = 16;
+export const HV_INVALID_VTL = 0xff;
+export const HV_VTL_ALL = 0xf;
+
+// ---------------------------------------------------------------- §2.12-§2.15 VSM hypercall inputs
+
+/** HvCallEnablePartitionVtl input (§2.12). Flags: bit 0 EnableMbec, bit 1 EnableSupervisorShadowStack, bit 2 EnableHardwareHvpt. */
+export const HvEnablePartitionVtlInput = { PartitionId: 0, TargetVtl: 8, Flags: 9, Reserved: 10, Bytes: 16 } as const;
+export const HV_ENABLE_PARTITION_VTL_MBEC = 0x1;
+export const HV_ENABLE_PARTITION_VTL_SSS = 0x2;
+export const HV_ENABLE_PARTITION_VTL_HW_HVPT = 0x4;
+/** HvCallEnableVpVtl / HvCallStartVirtualProcessor input (§2.13, §2.14). */
+export const HvEnableVpVtlInput = { PartitionId: 0, VpIndex: 8, TargetVtl: 12, Reserved: 13, VpContext: 16, Bytes: 240 } as const;
+/** HV_INITIAL_VP_CONTEXT (x64, 224 bytes, §2.13). */
+export const HvInitialVpContext = {
+  Rip: 0, Rsp: 8, Rflags: 16, Cs: 24, Ds: 40, Es: 56, Fs: 72, Gs: 88, Ss: 104, Tr: 120, Ldtr: 136,
+  Idtr: 152, Gdtr: 168, Efer: 184, Cr0: 192, Cr3: 200, Cr4: 208, Pat: 216, Bytes: 224,
+} as const;
+/** HV_X64_SEGMENT_REGISTER (16 bytes, §2.13): base u64, limit u32, selector u16, attributes u16. */
+export const HvSegmentRegister = { Base: 0, Limit: 8, Selector: 12, Attributes: 14, Bytes: 16 } as const;
+/** HV_X64_SEGMENT_REGISTER attribute bits (§2.13): 3:0 type, 4 S, 6:5 DPL, 7 P, 11:8 reserved, 12 AVL, 13 L, 14 D/B, 15 G. */
+export const HV_SEGMENT_ATTR_RESERVED = 0x0f00;
+/** HV_X64_TABLE_REGISTER (16 bytes, §2.13): 6 pad bytes, limit u16 @6, base u64 @8. */
+export const HvTableRegister = { Pad: 0, Limit: 6, Base: 8, Bytes: 16 } as const;
+/** Get/SetVpRegisters header (§2.15); Get elements are u32 names, Set elements 32 bytes (name u32, 12 RsvdZ, value 16). */
+export const HvVpRegistersInput = { PartitionId: 0, VpIndex: 8, TargetVtl: 12, Reserved: 13, HeaderBytes: 16 } as const;
+export const HV_GET_VP_REGISTERS_ELEMENT_BYTES = 4;
+export const HV_SET_VP_REGISTERS_ELEMENT_BYTES = 32;
+export const HV_REGISTER_VALUE_BYTES = 16;
+/** HvCallModifyVtlProtectionMask input (§2.18); rep elements are u64 GPA page numbers. */
+export const HvModifyVtlProtectionMaskInput = { PartitionId: 0, MapFlags: 8, TargetVtl: 12, Reserved: 13, HeaderBytes: 16, ElementBytes: 8 } as const;
+
+// ---------------------------------------------------------------- §3.3-§3.5 VP assist page: VTL control, entry, return
+
+/** HV_VTL_ENTRY_REASON (§3.4). */
+export const HvVtlEntryReason = { Reserved: 0, VtlCall: 1, Interrupt: 2, Intercept: 3 } as const;
+/** x86 (32-bit caller) view of the saved registers in HV_VP_VTL_CONTROL (§3.3). */
+export const HvVpAssistX86 = { VtlReturnEax: 0x10, VtlReturnEcx: 0x14, VtlReturnEdx: 0x18 } as const;
+/** VinaStatus bit 0 (§3.3). */
+export const HV_VINA_ASSERTED = 0x1;
+/** Bytes of the intercept-message slot (@0x70) and of the VTL return actions area (@0x170) (§3.3). */
+export const HV_VP_ASSIST_INTERCEPT_MESSAGE_BYTES = 256;
+export const HV_VP_ASSIST_VTL_RETURN_ACTIONS_BYTES = 256;
+/** VtlReturn control input (RAX) bit 0: fast return, do not restore RAX/RCX (§3.4); bits 63:1 RsvdZ. */
+export const HV_VTL_RETURN_FAST = 0x1n;
+/** VTL return action types (§3.5). */
+export const HvVtlReturnActionType = { End: 0, SignalEvent: 1 } as const;
+/** Signal-event return action (16 bytes, §3.5). */
+export const HvSignalEventReturnAction = { Type: 0, TargetVp: 8, TargetVtl: 12, TargetSint: 13, FlagNumber: 14, Bytes: 16 } as const;
+
+// ---------------------------------------------------------------- §3.6 HvRegisterVsmCodePageOffsets
+
+export const HV_VSM_CODE_PAGE_OFFSET_MASK = 0xfff;
+export const HV_VSM_CODE_PAGE_RETURN_SHIFT = 12;
+
+// ---------------------------------------------------------------- §3.7 HV_REGISTER_NAME values
+
+/** Register names Get/SetVpRegisters understand (§3.7 "VSM synthetic registers" and "Other frequently used register names"). */
+export const HvRegisterName = {
+  PendingInterruption: 0x0001_0002,
+  InterruptState: 0x0001_0003,
+  PendingEvent0: 0x0001_0004,
+  PendingEvent1: 0x0001_0005,
+  Rax: 0x0002_0000, Rcx: 0x0002_0001, Rdx: 0x0002_0002, Rbx: 0x0002_0003,
+  Rsp: 0x0002_0004, Rbp: 0x0002_0005, Rsi: 0x0002_0006, Rdi: 0x0002_0007,
+  R8: 0x0002_0008, R9: 0x0002_0009, R10: 0x0002_000a, R11: 0x0002_000b,
+  R12: 0x0002_000c, R13: 0x0002_000d, R14: 0x0002_000e, R15: 0x0002_000f,
+  Rip: 0x0002_0010,
+  Rflags: 0x0002_0011,
+  Xmm0: 0x0003_0000,
+  Xmm15: 0x0003_000f,
+  Cr0: 0x0004_0000, Cr2: 0x0004_0001, Cr3: 0x0004_0002, Cr4: 0x0004_0003, Cr8: 0x0004_0004, Xfem: 0x0004_0005,
+  Dr0: 0x0005_0000, Dr1: 0x0005_0001, Dr2: 0x0005_0002, Dr3: 0x0005_0003, Dr6: 0x0005_0004, Dr7: 0x0005_0005,
+  Es: 0x0006_0000, Cs: 0x0006_0001, Ss: 0x0006_0002, Ds: 0x0006_0003, Fs: 0x0006_0004, Gs: 0x0006_0005,
+  Ldtr: 0x0006_0006, Tr: 0x0006_0007,
+  Idtr: 0x0007_0000, Gdtr: 0x0007_0001,
+  Tsc: 0x0008_0000, Efer: 0x0008_0001, KernelGsBase: 0x0008_0002, ApicBase: 0x0008_0003, Pat: 0x0008_0004,
+  SysenterCs: 0x0008_0005, SysenterEip: 0x0008_0006, SysenterEsp: 0x0008_0007,
+  Star: 0x0008_0008, Lstar: 0x0008_0009, Cstar: 0x0008_000a, Sfmask: 0x0008_000b, TscAux: 0x0008_007b,
+  Hypercall: 0x0009_0001, GuestOsId: 0x0009_0002, VpIndex: 0x0009_0003, TimeRefCount: 0x0009_0004,
+  VpAssistPage: 0x0009_0013, ReferenceTsc: 0x0009_0017,
+  Sint0: 0x000a_0000, Sint15: 0x000a_000f,
+  Scontrol: 0x000a_0010, Sversion: 0x000a_0011, Sifp: 0x000a_0012, Sipp: 0x000a_0013, Eom: 0x000a_0014, Sirbp: 0x000a_0015,
+  Stimer0Config: 0x000b_0000, Stimer3Count: 0x000b_0007,
+  VsmCodePageOffsets: 0x000d_0002,
+  VsmVpStatus: 0x000d_0003,
+  VsmPartitionStatus: 0x000d_0004,
+  VsmVina: 0x000d_0005,
+  VsmCapabilities: 0x000d_0006,
+  VsmPartitionConfig: 0x000d_0007,
+  GuestVsmPartitionConfig: 0x000d_0008,
+  VsmVpSecureConfigVtl0: 0x000d_0010,
+  VsmVpSecureConfigVtl14: 0x000d_001e,
+  VsmVpWaitForTlbLock: 0x000d_0020,
+  IsolationCapabilities: 0x000d_0100,
+  CrInterceptControl: 0x000e_0000,
+  CrInterceptCr0Mask: 0x000e_0001,
+  CrInterceptCr4Mask: 0x000e_0002,
+  CrInterceptIa32MiscEnableMask: 0x000e_0003,
+} as const;
+
+/** HvRegisterVsmVpStatus (§3.7): 3:0 ActiveVtl, 4 ActiveMbecEnabled, 31:16 EnabledVtlSet; the rest RsvdZ. */
+export const HvVsmVpStatus = { ActiveVtlMask: 0xfn, ActiveMbecEnabled: 1n << 4n, EnabledVtlSetShift: 16n, SetMask: 0xffffn } as const;
+/** HvRegisterVsmPartitionStatus (§3.7): 15:0 EnabledVtlSet, 19:16 MaximumVtl, 35:20 MbecEnabledVtlSet, 39:36 SssEnabledVtlSet. */
+export const HvVsmPartitionStatus = {
+  EnabledVtlSetShift: 0n, MaximumVtlShift: 16n, MbecEnabledVtlSetShift: 20n, SssEnabledVtlSetShift: 36n,
+} as const;
+/** HvRegisterVsmCapabilities bit numbers (§3.7, hvdef order). MbecVtlMask is bits 16:1, HardwareHvptRangeBits 26:21. */
+export const HvVsmCapabilitiesBit = {
+  Dr6Shared: 0, MbecVtlMaskShift: 1, DenyLowerVtlStartup: 17, SupervisorShadowStack: 18,
+  HardwareHvptAvailable: 19, SoftwareHvptAvailable: 20, HardwareHvptRangeBitsShift: 21, InterceptPageAvailable: 27,
+  ReturnActionAvailable: 28, Vtl0AliasMapAvailable: 29, InterceptNotPresentAvailable: 30, InstallInterceptEx: 31,
+  InterceptSystemResetAvailable: 32, ProxyInterruptRedirectAvailable: 34,
+} as const;
+/** HvRegisterVsmPartitionConfig bit numbers (§3.7); DefaultVtlProtectionMask is bits 4:1; 63:16 RsvdZ. */
+export const HvVsmPartitionConfigBit = {
+  EnableVtlProtection: 0, DefaultVtlProtectionMaskShift: 1, ZeroMemoryOnReset: 5, DenyLowerVtlStartup: 6,
+  InterceptAcceptance: 7, InterceptEnableVtlProtection: 8, InterceptVpStartup: 9, InterceptCpuidUnimplemented: 10,
+  InterceptUnrecoverableException: 11, InterceptPage: 12, InterceptRestorePartitionTime: 13,
+  InterceptNotPresent: 14, InterceptSystemReset: 15,
+} as const;
+/** HvRegisterVsmVpSecureConfigVtlN (§3.7): 0 MbecEnabled, 1 TlbLocked, 2 SupervisorShadowStackEnabled, 3 HardwareHvptEnabled; 63:4 RsvdZ. */
+export const HvVsmVpSecureConfig = { MbecEnabled: 1n << 0n, TlbLocked: 1n << 1n, SssEnabled: 1n << 2n, HwHvptEnabled: 1n << 3n } as const;
+/** HvRegisterVsmVina (§3.7): 7:0 Vector, 8 Enabled, 9 AutoReset, 10 AutoEoi, 63:11 RsvdP. */
+export const HvVsmVina = { VectorMask: 0xffn, Enabled: 1n << 8n, AutoReset: 1n << 9n, AutoEoi: 1n << 10n } as const;
+/** HvRegisterVsmVpWaitForTlbLock (§3.7): bit 0 Wait. */
+export const HV_VSM_WAIT_FOR_TLB_LOCK = 1n;
+
+// ---------------------------------------------------------------- §3.8 protection mask / HV_MAP_GPA_FLAGS
+
+export const HV_MAP_GPA_READABLE = 0x1;
+export const HV_MAP_GPA_WRITABLE = 0x2;
+export const HV_MAP_GPA_KERNEL_EXECUTABLE = 0x4;
+export const HV_MAP_GPA_USER_EXECUTABLE = 0x8;
+/** The four VTL protection bits. */
+export const HV_MAP_GPA_PERMISSIONS_ALL = 0xf;
+export const HV_MAP_GPA_SUPERVISOR_SHADOW_STACK = 0x10;
+export const HV_MAP_GPA_PAGING_WRITABILITY = 0x20;
+export const HV_MAP_GPA_VERIFY_PAGING_WRITABILITY = 0x40;
+export const HV_MAP_GPA_ADJUSTABLE = 0x8000;
+
+// ---------------------------------------------------------------- §4.4-§4.5 intercept messages
+
+/** InterceptAccessType (§4.4). */
+export const HvInterceptAccessType = { Read: 0, Write: 1, Execute: 2 } as const;
+/** HV_X64_INTERCEPT_MESSAGE_HEADER offsets in the payload (§4.4), 40 bytes. */
+export const HvInterceptHeader = {
+  VpIndex: 0x00, InstructionLengthCr8: 0x04, AccessType: 0x05, ExecutionState: 0x06, Cs: 0x08, Rip: 0x18, Rflags: 0x20, Bytes: 0x28,
+} as const;
+/** ExecutionState bits (§4.4). */
+export const HvExecutionState = {
+  CplMask: 0x3, Cr0Pe: 1 << 2, Cr0Am: 1 << 3, EferLma: 1 << 4, DebugActive: 1 << 5, InterruptionPending: 1 << 6,
+  VtlShift: 7, VtlMask: 0xf, EnclaveMode: 1 << 11, InterruptShadow: 1 << 12, VirtualizationFaultActive: 1 << 13,
+} as const;
+/** Memory intercept message payload offsets (§4.5); the fact sheet's message ends at 0x50. */
+export const HvMemoryIntercept = {
+  CacheType: 0x28, InstructionByteCount: 0x2c, MemoryAccessInfo: 0x2d, TprPriority: 0x2e, Reserved: 0x2f,
+  Gva: 0x30, Gpa: 0x38, InstructionBytes: 0x40, Bytes: 0x50,
+} as const;
+/** MemoryAccessInfo bits (§4.5). */
+export const HvMemoryAccessInfo = {
+  GvaValid: 1 << 0, GvaGpaValid: 1 << 1, HypercallOutputPending: 1 << 2, TlbLocked: 1 << 3, SupervisorShadowStack: 1 << 4,
+} as const;
+/** Instruction bytes an intercept message carries at most (§4.5). */
+export const HV_INTERCEPT_MAX_INSTRUCTION_BYTES = 16;
+
+// ---------------------------------------------------------------- §5 TranslateVirtualAddress, cache types
+
+/** HV_TRANSLATE_GVA_CONTROL_FLAGS (§5.1); bits 63:56 are an HV_INPUT_VTL. */
+export const HvTranslateGvaFlags = {
+  ValidateRead: 0x001, ValidateWrite: 0x002, ValidateExecute: 0x004, PrivilegeExempt: 0x008,
+  SetPageTableBits: 0x010, TlbFlushInhibit: 0x020, SupervisorAccess: 0x040, UserAccess: 0x080,
+  EnforceSmap: 0x100, OverrideSmap: 0x200, ShadowStack: 0x400, Defined: 0x7ff, InputVtlShift: 56,
+} as const;
+/** HV_TRANSLATE_GVA_RESULT_CODE (§5.2). */
+export const HvTranslateGvaResult = {
+  Success: 0, PageNotPresent: 1, PrivilegeViolation: 2, InvalidPageTableFlags: 3, GpaUnmapped: 4,
+  GpaNoReadAccess: 5, GpaNoWriteAccess: 6, GpaIllegalOverlayAccess: 7, Intercept: 8, GpaUnaccepted: 9,
+} as const;
+/** HV_TRANSLATE_GVA_RESULT (§5.2): 31:0 result code, 39:32 cache type, 40 overlay page. */
+export const HV_TRANSLATE_GVA_RESULT_CACHE_SHIFT = 32;
+export const HV_TRANSLATE_GVA_RESULT_OVERLAY = 1n << 40n;
+/** HV_CACHE_TYPE (§5.4), equal to the x86 PAT/MTRR memory type encodings. */
+export const HvCacheType = { Uncached: 0, WriteCombining: 1, WriteThrough: 4, WriteProtected: 5, WriteBack: 6 } as const;

@@ -1,0 +1,198 @@
+/**
+ * VTL-private versus shared virtual-processor state on x64
+ * (tlfs-vsm-facts §3.2, TLFS vsm.md "Virtual Processor State Isolation"),
+ * as a table, and the three operations a VTL switch needs on the kvm Vcpus
+ * that stand for one VP's VTLs (DESIGN §1: each (VP, VTL) is its own Vcpu):
+ *
+ * - copyShared(from, to): the shared registers follow the VP into the VTL
+ *   it enters. This is all a VTL switch must copy: private state already
+ *   lives apart, in each VTL's own Vcpu.
+ * - savePrivate(vcpu) / loadPrivate(vcpu, state): the private registers as
+ *   one value, for EnableVpVtl's initial context, Get/SetVpRegisters on
+ *   another VTL, snapshots and tests.
+ *
+ * Everything goes through the kvm register API (getRegs/setRegs,
+ * getSregs/setSregs, getXmm/setXmm) except what that API lacks, which goes
+ * through cpu-state-adapter.ts (marked there). Table rows whose mechanism
+ * is 'per-vcpu' or 'per-partition' are private or shared by construction and
+ * are never copied; 'not-modelled' rows name state our CPU does not have.
+ */
+import type { Vcpu } from '../../kvm/vcpu.js';
+import type { KvmSregs } from '../../kvm/vcpu-regs.js';
+import { HvMsr, HvRegisterName } from '../../spec/tlfs.js';
+import {
+  MSR_CSTAR, MSR_EFER, MSR_FMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_STAR,
+  MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX,
+} from '../../x86/regs.js';
+import {
+  checkPrivateMsrs, readCr2, readDebugRegs, readFpu, readPrivateMsrs, readXcr0, writeCr2, writeDebugRegs, writeFpu,
+  writePrivateMsrs, writeXcr0, type PrivateMsrs,
+} from './cpu-state-adapter.js';
+import { VsmError, u64 } from './errors.js';
+
+/** Whose the state is: one copy per VTL, one copy per VP, or private unless VsmCapabilities.Dr6Shared. */
+export type VtlStateScope = 'private' | 'shared' | 'dr6';
+
+/** How the VMM reaches it (see the file comment). */
+export type VtlStateMechanism = 'regs' | 'sregs' | 'xmm' | 'adapter' | 'per-vcpu' | 'per-partition' | 'not-modelled';
+
+export interface VtlStateItem {
+  readonly name: string;
+  readonly category: 'gpr' | 'control' | 'debug' | 'segment' | 'msr' | 'apic' | 'fpu' | 'synthetic-msr' | 'overlay';
+  readonly scope: VtlStateScope;
+  readonly mechanism: VtlStateMechanism;
+  /** HV_REGISTER_NAME where §3.7 gives one. */
+  readonly hvRegister?: number;
+  /** MSR number, for MSRs. */
+  readonly msr?: number;
+}
+
+const item = (name: string, category: VtlStateItem['category'], scope: VtlStateScope, mechanism: VtlStateMechanism,
+  extra: { hvRegister?: number; msr?: number } = {}): VtlStateItem => ({ name, category, scope, mechanism, ...extra });
+
+const R = HvRegisterName;
+const SHARED_GPRS = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const;
+const GPR_REGISTER: Record<string, number> = {
+  rax: R.Rax, rbx: R.Rbx, rcx: R.Rcx, rdx: R.Rdx, rsi: R.Rsi, rdi: R.Rdi, rbp: R.Rbp, r8: R.R8, r9: R.R9,
+  r10: R.R10, r11: R.R11, r12: R.R12, r13: R.R13, r14: R.R14, r15: R.R15,
+};
+const PRIVATE_SYNTHETIC = [
+  ['HYPERCALL', HvMsr.HYPERCALL], ['GUEST_OS_ID', HvMsr.GUEST_OS_ID], ['REFERENCE_TSC', HvMsr.REFERENCE_TSC],
+  ['APIC_FREQUENCY', HvMsr.APIC_FREQUENCY], ['EOI', HvMsr.EOI], ['ICR', HvMsr.ICR], ['TPR', HvMsr.TPR],
+  ['VP_ASSIST_PAGE', HvMsr.VP_ASSIST_PAGE], ['NPIEP_CONFIG', undefined], ['SIRBP', HvMsr.SIRBP], ['SCONTROL', HvMsr.SCONTROL],
+  ['SVERSION', HvMsr.SVERSION], ['SIEFP', HvMsr.SIEFP], ['SIMP', HvMsr.SIMP], ['EOM', HvMsr.EOM],
+  ...Array.from({ length: 16 }, (_, n) => [`SINT${n}`, HvMsr.SINT0 + n] as const),
+  ...Array.from({ length: 4 }, (_, n) => [[`STIMER${n}_CONFIG`, HvMsr.STIMER0_CONFIG + 2 * n], [`STIMER${n}_COUNT`, HvMsr.STIMER0_COUNT + 2 * n]] as const).flat(),
+] as const;
+const SHARED_SYNTHETIC = [
+  ['TSC_FREQUENCY', HvMsr.TSC_FREQUENCY], ['VP_INDEX', HvMsr.VP_INDEX], ['VP_RUNTIME', HvMsr.VP_RUNTIME], ['RESET', HvMsr.RESET],
+  ['TIME_REF_COUNT', HvMsr.TIME_REF_COUNT], ['GUEST_IDLE', HvMsr.GUEST_IDLE], ['DEBUG_DEVICE_OPTIONS', undefined],
+] as const;
+
+/** tlfs-vsm-facts §3.2, row by row. */
+export const VTL_STATE: readonly VtlStateItem[] = [
+  // GPRs
+  item('rsp', 'gpr', 'private', 'regs', { hvRegister: R.Rsp }),
+  item('rip', 'gpr', 'private', 'regs', { hvRegister: R.Rip }),
+  item('rflags', 'gpr', 'private', 'regs', { hvRegister: R.Rflags }),
+  ...SHARED_GPRS.map((g) => item(g, 'gpr', 'shared', 'regs', { hvRegister: GPR_REGISTER[g] })),
+  // control registers
+  item('cr0', 'control', 'private', 'sregs', { hvRegister: R.Cr0 }),
+  item('cr3', 'control', 'private', 'sregs', { hvRegister: R.Cr3 }),
+  item('cr4', 'control', 'private', 'sregs', { hvRegister: R.Cr4 }),
+  item('cr8', 'control', 'private', 'sregs', { hvRegister: R.Cr8 }), // the TPR of this VTL's own local APIC
+  item('cr2', 'control', 'shared', 'adapter', { hvRegister: R.Cr2 }),
+  item('xcr0', 'control', 'shared', 'adapter', { hvRegister: R.Xfem }),
+  // debug registers
+  item('dr7', 'debug', 'private', 'adapter', { hvRegister: R.Dr7 }),
+  item('dr6', 'debug', 'dr6', 'adapter', { hvRegister: R.Dr6 }),
+  ...[0, 1, 2, 3].map((k) => item(`dr${k}`, 'debug', 'shared', 'adapter', { hvRegister: R.Dr0 + k })),
+  // descriptor tables and segments
+  item('idtr', 'segment', 'private', 'sregs', { hvRegister: R.Idtr }),
+  item('gdtr', 'segment', 'private', 'sregs', { hvRegister: R.Gdtr }),
+  ...(['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldtr'] as const).map((s) =>
+    item(s, 'segment', 'private', 'sregs', { hvRegister: ({ cs: R.Cs, ds: R.Ds, es: R.Es, fs: R.Fs, gs: R.Gs, ss: R.Ss, tr: R.Tr, ldtr: R.Ldtr })[s] })),
+  // architectural MSRs
+  item('SYSENTER_CS', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_CS, hvRegister: R.SysenterCs }),
+  item('SYSENTER_ESP', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_ESP, hvRegister: R.SysenterEsp }),
+  item('SYSENTER_EIP', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_EIP, hvRegister: R.SysenterEip }),
+  item('STAR', 'msr', 'private', 'adapter', { msr: MSR_STAR, hvRegister: R.Star }),
+  item('LSTAR', 'msr', 'private', 'adapter', { msr: MSR_LSTAR, hvRegister: R.Lstar }),
+  item('CSTAR', 'msr', 'private', 'adapter', { msr: MSR_CSTAR, hvRegister: R.Cstar }),
+  item('SFMASK', 'msr', 'private', 'adapter', { msr: MSR_FMASK, hvRegister: R.Sfmask }),
+  item('EFER', 'msr', 'private', 'sregs', { msr: MSR_EFER, hvRegister: R.Efer }),
+  item('PAT', 'msr', 'private', 'adapter', { msr: MSR_PAT, hvRegister: R.Pat }),
+  item('KERNEL_GS_BASE', 'msr', 'private', 'adapter', { msr: MSR_KERNEL_GS_BASE, hvRegister: R.KernelGsBase }),
+  item('FS.BASE', 'msr', 'private', 'sregs', { msr: MSR_FS_BASE }),
+  item('GS.BASE', 'msr', 'private', 'sregs', { msr: MSR_GS_BASE }),
+  item('TSC_AUX', 'msr', 'private', 'adapter', { msr: MSR_TSC_AUX, hvRegister: R.TscAux }),
+  item('TSC', 'msr', 'private', 'per-vcpu', { msr: MSR_TSC, hvRegister: R.Tsc }), // each Vcpu keeps its own TSC offset
+  item('MTRRs', 'msr', 'shared', 'not-modelled'),
+  item('MCG_CAP', 'msr', 'shared', 'not-modelled'),
+  item('MCG_STATUS', 'msr', 'shared', 'not-modelled'),
+  // local APIC: a whole instance per VTL, which each Vcpu has
+  item('local APIC', 'apic', 'private', 'per-vcpu', { hvRegister: R.ApicBase }),
+  // FP / vector state
+  item('x87', 'fpu', 'shared', 'adapter'),
+  item('mxcsr', 'fpu', 'shared', 'adapter'),
+  ...Array.from({ length: 16 }, (_, k) => item(`xmm${k}`, 'fpu', 'shared', 'xmm', { hvRegister: R.Xmm0 + k })),
+  item('AVX', 'fpu', 'shared', 'not-modelled'),
+  // synthetic MSRs: each VTL's Vm has its own HvPartition and each Vcpu its own HvVp
+  ...PRIVATE_SYNTHETIC.map(([n, msr]) => item(n, 'synthetic-msr', 'private', 'per-vcpu', msr === undefined ? {} : { msr })),
+  ...SHARED_SYNTHETIC.map(([n, msr]) => item(n, 'synthetic-msr', 'shared', 'per-partition', msr === undefined ? {} : { msr })),
+  // overlay pages
+  item('hypercall page', 'overlay', 'private', 'per-vcpu'),
+  item('SIM/SIEF pages', 'overlay', 'private', 'per-vcpu'),
+  item('VP assist page', 'overlay', 'private', 'per-vcpu'),
+];
+
+/** Options every operation takes: VsmCapabilities.Dr6Shared decides DR6's side (§3.2). */
+export interface VtlStateOptions { readonly dr6Shared: boolean }
+
+/** The private registers of one VTL of one VP that live in CPU registers (everything 'regs', 'sregs' and 'adapter'). */
+export interface VtlPrivateState {
+  rip: bigint; rsp: bigint; rflags: bigint;
+  /** Segments, descriptor tables, CR0/CR3/CR4/CR8, EFER (FS/GS base are the segment bases), APIC base. */
+  sregs: Omit<KvmSregs, 'cr2'>;
+  msrs: PrivateMsrs;
+  dr7: bigint;
+  /** Only when DR6 is private (Dr6Shared = 0). */
+  dr6?: bigint;
+}
+
+export function savePrivate(vcpu: Vcpu, opts: VtlStateOptions): VtlPrivateState {
+  const r = vcpu.getRegs();
+  const { cr2: _cr2, ...sregs } = vcpu.getSregs();
+  const d = readDebugRegs(vcpu);
+  const s: VtlPrivateState = { rip: r.rip, rsp: r.rsp, rflags: r.rflags, sregs, msrs: readPrivateMsrs(vcpu), dr7: d.dr7 };
+  if (!opts.dr6Shared) s.dr6 = d.dr6;
+  return s;
+}
+
+/**
+ * Loads a VTL's private registers into its Vcpu; shared registers (and CR2)
+ * keep their values. All or nothing: a value KVM_SET_REGS/SREGS or the
+ * adapter rejects throws (KvmError or VsmError) with the Vcpu unchanged.
+ * setSregs flushes the Vcpu's TLB, as loading CR3/CR0/CR4 does.
+ */
+export function loadPrivate(vcpu: Vcpu, state: VtlPrivateState, opts: VtlStateOptions): void {
+  if (typeof state !== 'object' || state === null) throw new VsmError('the private VTL state is not an object');
+  checkPrivateMsrs(state.msrs);
+  u64(state.dr7, 'DR7');
+  if (!opts.dr6Shared && state.dr6 === undefined) throw new VsmError('DR6 is private (Dr6Shared = 0) but the state has none');
+  const before = savePrivate(vcpu, opts);
+  try {
+    vcpu.setSregs({ ...state.sregs, cr2: readCr2(vcpu) });
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: state.rip, rsp: state.rsp, rflags: state.rflags });
+    const d = readDebugRegs(vcpu);
+    writeDebugRegs(vcpu, { ...d, dr7: state.dr7, dr6: opts.dr6Shared ? d.dr6 : state.dr6! });
+    writePrivateMsrs(vcpu, state.msrs);
+  } catch (e) {
+    // Put back what was there (those values were accepted before, so this cannot fail).
+    vcpu.setSregs({ ...before.sregs, cr2: readCr2(vcpu) });
+    vcpu.setRegs({ ...vcpu.getRegs(), rip: before.rip, rsp: before.rsp, rflags: before.rflags });
+    writeDebugRegs(vcpu, { ...readDebugRegs(vcpu), dr7: before.dr7, dr6: before.dr6 ?? readDebugRegs(vcpu).dr6 });
+    writePrivateMsrs(vcpu, before.msrs);
+    throw e;
+  }
+}
+
+/**
+ * Copies the shared state of §3.2 from the Vcpu of the VTL being left to the
+ * Vcpu of the VTL being entered: RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8-R15,
+ * CR2, XCR0, DR0-DR3 (and DR6 when shared), x87, MXCSR and XMM0-15. The
+ * target's private state, its TLB and its pending events are left alone.
+ */
+export function copyShared(from: Vcpu, to: Vcpu, opts: VtlStateOptions): void {
+  if (from === to) throw new VsmError('copyShared needs two different Vcpus (one per VTL)');
+  const src = from.getRegs();
+  const dst = to.getRegs();
+  for (const g of SHARED_GPRS) dst[g] = src[g];
+  to.setRegs(dst);
+  for (let k = 0; k < 16; k++) to.setXmm(k, from.getXmm(k));
+  writeFpu(to, readFpu(from));
+  writeCr2(to, readCr2(from));
+  writeXcr0(to, readXcr0(from));
+  const ds = readDebugRegs(from), dd = readDebugRegs(to);
+  writeDebugRegs(to, { db: ds.db, dr7: dd.dr7, dr6: opts.dr6Shared ? ds.dr6 : dd.dr6 });
+}
