@@ -1,6 +1,7 @@
 /**
  * Runs every benchmark (CPU MIPS against QEMU, SMP boot and IPI ping-pong,
- * host memory of a sparse guest, hypercall round trips) and prints one JSON object on stdout, with
+ * host memory of a sparse guest, hypercall round trips, ioeventfd against VMM
+ * exits) and prints one JSON object on stdout, with
  * human-readable progress on stderr. Targets are printed next to their
  * measurements with `met`; a missed target is reported, not an error. The
  * exit status is 1 only when a benchmark could not run or found a problem
@@ -12,6 +13,7 @@ import { cpus } from 'node:os';
 import { benchCpu } from './cpu-mips.js';
 import { hostSeconds, log, qemuInfo, round, runMain } from './common.js';
 import { benchHypercall } from './hypercall.js';
+import { benchIoeventfd } from './ioeventfd.js';
 import { benchMemory } from './memory.js';
 import { memoryAttributesBench } from './memory-attributes.js';
 import { benchSmp } from './smp.js';
@@ -35,6 +37,7 @@ function runAll() {
   const [memory, memorySeconds] = timed(benchMemory);
   const [hypercall, hypercallSeconds] = timed(benchHypercall);
   const [memoryAttributes, memoryAttributesSeconds] = timed(memoryAttributesBench);
+  const [ioeventfd, ioeventfdSeconds] = timed(benchIoeventfd);
   const targets: TargetLine[] = [
     ...cpu.workloads.map((w) => ({ what: `bench-${w.name} MIPS`, value: w.vsmvisor.mips, unit: 'MIPS', target: w.mipsTarget.target, met: w.mipsTarget.met })),
     { what: '4 GiB guest touching 16 MiB: host RSS growth', value: memory.large.rssGrowthMiB, unit: 'MiB (below)', target: memory.rssGrowthTarget.target, met: memory.rssGrowthTarget.met },
@@ -43,7 +46,7 @@ function runAll() {
       { what: `1M page protections (${p.pattern}): memory`, value: p.memoryMiB, unit: 'MiB (below)', target: p.memoryTarget.target, met: p.memoryTarget.met },
     ]),
   ];
-  const problems = [...cpu.problems, ...smp.problems, ...memory.problems, ...hypercall.problems, ...memoryAttributes.problems];
+  const problems = [...cpu.problems, ...smp.problems, ...memory.problems, ...hypercall.problems, ...memoryAttributes.problems, ...ioeventfd.problems];
   const totalSeconds = round(hostSeconds(start), 1);
   log('bench: targets');
   for (const t of targets) log(`  ${t.met ? 'met    ' : 'NOT MET'}  ${t.what}: ${t.value} ${t.unit}, target ${t.target}`);
@@ -53,8 +56,11 @@ function runAll() {
   if (problems.length > 0) for (const p of problems) log(`  PROBLEM: ${p}`);
   log(`bench: done in ${totalSeconds} s`);
   return {
-    host, targets, cpu, smp, memory, hypercall, memoryAttributes, problems, totalSeconds,
-    sectionSeconds: { cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds, hypercall: hypercallSeconds, memoryAttributes: memoryAttributesSeconds },
+    host, targets, cpu, smp, memory, hypercall, memoryAttributes, ioeventfd, problems, totalSeconds,
+    sectionSeconds: {
+      cpu: cpuSeconds, smp: smpSeconds, memory: memorySeconds, hypercall: hypercallSeconds, memoryAttributes: memoryAttributesSeconds,
+      ioeventfd: ioeventfdSeconds,
+    },
   };
 }
 

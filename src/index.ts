@@ -19,6 +19,9 @@ export * from './kvm/mp-state.js';
 export { type KvmRegs, type KvmSregs, type KvmSegment, type KvmDtable, type XmmRegister } from './kvm/vcpu-regs.js';
 export { TraceLog, type TraceEvent } from './kvm/trace.js';
 export { LocalApic } from './kvm/lapic.js';
+export { EventFd, EventFdPoll } from './kvm/eventfd.js';
+export * from './kvm/ioeventfd.js';
+export { GuestMemoryAccess, ProtectedMemoryError, GuestMemoryAccessError } from './vmm/guest-memory-access.js';
 // Hyper-V enlightenments.
 export { resolveHvFeatures, HvFeatures, HvFeatureError, type HvConfig } from './kvm/hyperv/features.js';
 export { hypervCpuidEntries } from './kvm/hyperv/cpuid.js';

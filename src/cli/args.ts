@@ -4,14 +4,14 @@
  *
  *   vsmvisor run IMAGE [--smp N] [-m SIZE] [--append TEXT] [--initrd FILE]...
  *                      [--hv LIST] [--max-insns N] [--timeout SECONDS]
- *                      [--serial FILE] [--trace FILE]
+ *                      [--serial FILE] [--trace FILE] [--device NAME]... [--protected-memory rfc|upstream]
  *   vsmvisor --help | -h        vsmvisor run --help
  *   vsmvisor --version
  *
  * Options take their value as the next argument or after '=' (`--smp=4`); the
  * next argument is taken even if it starts with '-', so `--append -v` works.
  * `--` ends the options. Each option may be given once, except --initrd, which
- * adds one Multiboot module per use, in order.
+ * adds one Multiboot module per use, in order, and --device (one device each).
  */
 
 export class UsageError extends Error {
@@ -49,6 +49,12 @@ options for run:
                       second (default ${DEFAULT_GUEST_MIPS}: 1 ns per instruction)
   --tsc-mhz N         guest TSC frequency in MHz (default ${DEFAULT_TSC_MHZ})
   --trace FILE        write a Chrome trace-event JSON trace to FILE
+  --device NAME       add a device; NAME is 'doorbell' (the ioeventfd example
+                      device: MMIO 0xFEB00000, ports 0x6000-0x6007)
+  --protected-memory rfc|upstream
+                      protected guest memory: 'rfc' = the KVM protected memory
+                      RFC's hypercalls 12/13/14 (not with --hv); 'upstream' =
+                      private memory with the MAP_GPA_RANGE hypercall (12)
   -h, --help          show this help
 `;
 
@@ -122,6 +128,10 @@ export interface RunOptions {
   /** Guest instructions per guest microsecond (guest time = instructions / guestMips µs). */
   readonly guestMips: number;
   readonly tscMhz: number;
+  /** --device: devices beyond the PC platform, in command-line order; absent when none is given. */
+  readonly devices?: readonly DeviceName[];
+  /** --protected-memory: which protected-memory ABI the VM offers; absent = none. */
+  readonly protectedMemory?: 'rfc' | 'upstream';
 }
 
 export type CliCommand =
@@ -141,6 +151,8 @@ const RUN_VALUE_OPTIONS = [
   '--trace',
   '--guest-mips',
   '--tsc-mhz',
+  '--device',
+  '--protected-memory',
 ] as const;
 type RunValueOption = (typeof RUN_VALUE_OPTIONS)[number];
 
@@ -161,6 +173,7 @@ export function parseArgs(argv: readonly string[]): CliCommand {
 function parseRun(args: readonly string[]): CliCommand {
   const values = new Map<RunValueOption, string>();
   const initrd: string[] = [];
+  const devices: DeviceName[] = [];
   let image: string | undefined;
   let optionsEnded = false;
 
@@ -190,6 +203,10 @@ function parseRun(args: readonly string[]): CliCommand {
     if (name === '--initrd') {
       if (value === '') throw new UsageError("option '--initrd' needs a file name, not an empty string");
       initrd.push(value);
+      continue;
+    }
+    if (name === '--device') {
+      devices.push(parseDevice(value, devices));
       continue;
     }
     if (values.has(name)) throw new UsageError(`option '${name}' is given more than once`);
@@ -223,12 +240,33 @@ function parseRun(args: readonly string[]): CliCommand {
       trace: file('--trace'),
       guestMips: parseRate('--guest-mips', opt('--guest-mips'), DEFAULT_GUEST_MIPS),
       tscMhz: parseRate('--tsc-mhz', opt('--tsc-mhz'), DEFAULT_TSC_MHZ),
+      ...(devices.length > 0 ? { devices } : {}),
+      // Only when given, so an options object without it stays as it was.
+      ...(opt('--protected-memory') === undefined ? {} : { protectedMemory: parseProtectedMemory(opt('--protected-memory')) }),
     },
   };
 }
 
+/** Devices --device can add. */
+export const DEVICE_NAMES = ['doorbell'] as const;
+export type DeviceName = (typeof DEVICE_NAMES)[number];
+
+/** One --device value: a known device, at most once. */
+export function parseDevice(text: string, given: readonly DeviceName[]): DeviceName {
+  const name = DEVICE_NAMES.find((d) => d === text);
+  if (name === undefined) throw new UsageError(`--device '${text}' is not a device this machine has; the devices are: ${DEVICE_NAMES.join(', ')}`);
+  if (given.includes(name)) throw new UsageError(`--device ${name} is given more than once`);
+  return name;
+}
+
 function isRunValueOption(name: string): name is RunValueOption {
   return (RUN_VALUE_OPTIONS as readonly string[]).includes(name);
+}
+
+/** --protected-memory: 'rfc' or 'upstream' (kvm-api-facts §4; the two give hypercall 12 different meanings). */
+export function parseProtectedMemory(text: string | undefined): 'rfc' | 'upstream' | undefined {
+  if (text === undefined || text === 'rfc' || text === 'upstream') return text;
+  throw new UsageError(`--protected-memory must be 'rfc' or 'upstream', not '${text}'`);
 }
 
 /** A positive rate (MIPS, MHz): a number from 1 to 1,000,000. */

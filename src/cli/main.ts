@@ -35,7 +35,8 @@ function runGuest(o: RunOptions): number {
     maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
     guestMips: o.guestMips, tscHz: o.tscMhz * 1e6, trace: o.trace !== undefined,
     // QEMU's hyperv-testdev drives the SynIC; it is present whenever the SynIC is.
-    hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'),
+    hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'), protectedMemory: o.protectedMemory,
+    doorbell: o.devices?.includes('doorbell') === true,
     serial: (b) => { writeSync(fd, b); },
   });
   const r = machine.run();

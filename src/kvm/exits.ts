@@ -53,4 +53,17 @@ export type VcpuExit =
     readonly params: readonly [bigint, bigint];
     /** XMM0..XMM5 for fast calls (XMM fast input); zero for memory-based calls. */
     readonly xmm: readonly XmmRegister[];
+  }
+  /**
+   * KVM_EXIT_HYPERCALL (9) (kvm-api-facts §4.2): a KVM PV hypercall the VMM enabled with
+   * KVM_CAP_EXIT_HYPERCALL; today only KVM_HC_MAP_GPA_RANGE (12). RIP stays on the VMCALL; the VMM
+   * answers with Vcpu.completeKvmHypercall(ret), applied at the next run() (RAX, RIP past the VMCALL).
+   */
+  | {
+    readonly reason: 'hypercall';
+    readonly nr: number;
+    /** a0..a2 (RBX, RCX, RDX; 32 bits each outside 64-bit mode). For MAP_GPA_RANGE: GPA, page count, attributes. */
+    readonly args: readonly [bigint, bigint, bigint];
+    /** hypercall.flags bit 0 (KVM_EXIT_HYPERCALL_LONG_MODE): the caller was in 64-bit mode. */
+    readonly longMode: boolean;
   };

@@ -27,6 +27,7 @@ import type { Vm } from './vm.js';
 import type { HvPartition } from './hyperv/partition.js';
 import type { HvVp } from './hyperv/vp.js';
 import { HcOutcome, HypercallDispatcher } from './hyperv/hypercall.js';
+import { KvmHypercalls } from './kvm-hypercall.js';
 import { setTlbFlushInhibit, TlbFlushInhibitState, type KvmHypervTlbFlushInhibit } from './hyperv/tlb-flush-inhibit.js';
 import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
 import { faultErr } from '../x86/fault.js';
@@ -37,6 +38,11 @@ const PREEMPTED: VcpuExit = { reason: 'preempted' };
 const HLT: VcpuExit = { reason: 'hlt' };
 const WAKEUP: VcpuExit = { reason: 'system-event', type: 'wakeup' };
 const NO_BYTES = new Uint8Array(0);
+
+/** The value of an MMIO write as a bigint (lo, and hi for 8 bytes); off the ioeventfd hit path, which needs no BigInt. */
+function mmioValue(size: number, lo: number, hi: number): bigint {
+  return size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
+}
 
 export class Vcpu implements CpuHost {
   readonly id: number;
@@ -71,6 +77,8 @@ export class Vcpu implements CpuHost {
   readonly tlbFlush = new TlbFlushInhibitState();
   /** The Hyper-V hypercall dispatcher, made at the first VMCALL. */
   private hypercalls: HypercallDispatcher | null = null;
+  /** KVM PV hypercall state (kvm-hypercall.ts), made at the first VMCALL that uses that ABI. */
+  private kvmHypercalls: KvmHypercalls | null = null;
 
   constructor(vm: Vm, id: number, isBsp: boolean) {
     this.vm = vm;
@@ -145,6 +153,7 @@ export class Vcpu implements CpuHost {
     if (this.tlbFlush.suspended) return HLT;
     // The VMM's answer to a 'hyperv-hcall' exit (KVM's complete_userspace_io).
     this.hypercalls?.applyAnswer();
+    this.kvmHypercalls?.applyAnswer(); // the answer to a 'hypercall' exit
     this.takeApicEvents();
     const c = this.cpu;
     if (this.attrGeneration !== this.vm.memoryAttributes.generation) {
@@ -225,12 +234,20 @@ export class Vcpu implements CpuHost {
       if (this.vm.trace !== null) this.trace('kvm_pio', { rw: 'read', port, size, val: done.value >>> 0 });
       return done.value;
     }
+    // A DATAREAD ioeventfd answers in the kernel: no exit (ioeventfd.ts; kvm-api-facts §5.2, our design).
+    const fds = this.vm.ioeventfds.pio;
+    if (fds.read(port, size, this)) {
+      if (this.vm.trace !== null) this.trace('kvm_pio', { rw: 'read', port, size, val: fds.lo });
+      return fds.lo;
+    }
     this.pendingIn = { port, size };
     this.exit = { reason: 'io', direction: 'in', port, size, value: 0 };
     return this.cpu.abortInstruction();
   }
   ioWrite(port: number, size: number, value: number): void {
     if (this.vm.trace !== null) this.trace('kvm_pio', { rw: 'write', port, size, val: value >>> 0 });
+    // A matching ioeventfd consumes the write in the kernel: no exit (ioeventfd.ts, kvm-api-facts §5.1).
+    if (this.vm.ioeventfds.pio.write(port, size, value, 0, this)) return;
     this.exit = { reason: 'io', direction: 'out', port, size, value };
     this.cpu.requestStop();
   }
@@ -246,6 +263,12 @@ export class Vcpu implements CpuHost {
       this.cpu.tHi = done.hi;
       return done.value;
     }
+    const fds = this.vm.ioeventfds.mmio; // DATAREAD, as in ioRead
+    if (fds.read(gpa, size, this)) {
+      if (this.vm.trace !== null) this.trace('kvm_mmio', { rw: 'read', gpa: gpa.toString(16), len: size, val: fds.lo });
+      this.cpu.tHi = fds.hi;
+      return fds.lo;
+    }
     this.pendingMmio = { gpa, size };
     this.exit = { reason: 'mmio', isWrite: false, gpa, size, value: 0n };
     return this.cpu.abortInstruction();
@@ -256,9 +279,10 @@ export class Vcpu implements CpuHost {
       this.cpu.intrCheck = true;
       return;
     }
-    const value = size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
-    if (this.vm.trace !== null) this.trace('kvm_mmio', { rw: 'write', gpa: gpa.toString(16), len: size, val: value.toString(16) });
-    this.exit = { reason: 'mmio', isWrite: true, gpa, size, value };
+    if (this.vm.trace !== null) this.trace('kvm_mmio', { rw: 'write', gpa: gpa.toString(16), len: size, val: mmioValue(size, lo, hi).toString(16) });
+    // A matching ioeventfd consumes the write in the kernel: no exit (ioeventfd.ts, kvm-api-facts §5.1).
+    if (this.vm.ioeventfds.mmio.write(gpa, size, lo, hi, this)) return;
+    this.exit = { reason: 'mmio', isWrite: true, gpa, size, value: mmioValue(size, lo, hi) };
     this.cpu.requestStop();
   }
 
@@ -354,10 +378,21 @@ export class Vcpu implements CpuHost {
   }
 
   /**
-   * VMCALL/VMMCALL: the Hyper-V hypercall (hyperv/hypercall.ts); #UD when the
-   * VM has no Hyper-V interface, as on hardware without a hypervisor.
+   * VMCALL/VMMCALL: KVM's PV hypercall ABI (kvm-hypercall.ts) when the VM has
+   * it and the guest has not enabled the Hyper-V interface (GUEST_OS_ID ≠ 0,
+   * KVM's kvm_hv_hypercall_enabled); otherwise the Hyper-V hypercall
+   * (hyperv/hypercall.ts); #UD when the VM has neither, as on hardware
+   * without a hypervisor.
    */
   hypercall(): void {
+    if (this.vm.kvmHypercallsEnabled && (this.hv === null || this.hv.partition.guestOsId === 0n)) {
+      const k = this.kvmHypercalls ??= new KvmHypercalls(this);
+      if (k.dispatch()) {
+        this.exit = k.exit;
+        this.cpu.abortInstruction(); // RIP stays on the VMCALL until completeKvmHypercall() is applied
+      }
+      return;
+    }
     if (this.hv === null) fault(UD);
     const d = this.hypercalls ??= new HypercallDispatcher(this);
     switch (d.dispatch()) {
@@ -400,6 +435,17 @@ export class Vcpu implements CpuHost {
       }
     }
     this.hypercalls.answerVmmCall(result, xmm === undefined ? undefined : xmm.map((r) => ({ low: r.low, high: r.high })));
+  }
+
+  /**
+   * Answer to a 'hypercall' exit (kvm_run hypercall.ret, kvm-api-facts §4.2),
+   * applied when run() is next called: RAX = ret (32 bits outside 64-bit
+   * mode), RIP past the VMCALL. EINVAL without such an exit, twice, or for a
+   * value outside -2^63..2^64-1 (negative errnos are stored as u64).
+   */
+  completeKvmHypercall(ret: bigint): void {
+    if (this.kvmHypercalls === null) throw new KvmError('EINVAL', 'completeKvmHypercall: no hypercall exit is waiting for an answer');
+    this.kvmHypercalls.setAnswer(ret);
   }
 
   /**

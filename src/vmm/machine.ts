@@ -12,12 +12,21 @@ import { CpuRunState } from '../x86/cpu.js';
 import { enterMultiboot } from './boot.js';
 import { defaultCpuid } from './cpuid.js';
 import { hypervCpuidEntries } from '../kvm/hyperv/cpuid.js';
-import { resolveHvFeatures, type HvConfig } from '../kvm/hyperv/features.js';
+import { HvFeatureError, resolveHvFeatures, type HvConfig } from '../kvm/hyperv/features.js';
+import {
+  KVM_CAP_EXIT_HYPERCALL, KVM_CPUID_SIGNATURE, KVM_EINVAL, KVM_ENOSYS, KVM_EXIT_HYPERCALL_VALID_MASK, KVM_HC_MAP_GPA_RANGE,
+  KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MAP_GPA_RANGE_PAGE_SZ_1G, KVM_MAP_GPA_RANGE_PAGE_SZ_2M, kvmPvCpuidEntries,
+} from '../kvm/kvm-hypercall.js';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from '../kvm/memory-attributes.js';
+import { KvmError } from '../kvm/errors.js';
+import { GuestMemoryAccess } from './guest-memory-access.js';
 import { HYPERV_TESTDEV_PORT, HYPERV_TESTDEV_PORT_COUNT, HypervTestDev } from './devices/hyperv-testdev.js';
 import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT } from './devices/debug-exit.js';
 import { FwCfg, FW_CFG_PORT_COUNT, FW_CFG_SELECTOR_PORT } from './devices/fw-cfg.js';
 import { Pic8259, PIC_MASTER_BASE, PIC_PORT_COUNT, PIC_SLAVE_BASE } from './devices/pic.js';
 import { COM1_BASE, Uart16550, UART_PORT_COUNT } from './devices/uart16550.js';
+import { Doorbell, DOORBELL_PORT, DOORBELL_PORT_COUNT } from './devices/doorbell.js';
+import { EventFdPoll } from '../kvm/eventfd.js';
 import { IoBus, type PioSize } from './io-bus.js';
 import { loadMultiboot, type MultibootModule } from './loader/multiboot.js';
 import { describeVcpu } from './diagnose.js';
@@ -55,6 +64,16 @@ export interface MachineOptions {
   hv?: HvConfig;
   /** Add QEMU's hyperv-testdev at port 0x3000. */
   hypervTestDev?: boolean;
+  /** Add the example doorbell device driven by ioeventfd (devices/doorbell.ts; the CLI's --device doorbell). */
+  doorbell?: boolean;
+  /**
+   * Protected guest memory (kvm-api-facts §4; the CLI's --protected-memory):
+   * 'rfc' runs the VM in protmem RFC mode (hypercalls 12/13/14, CPUID
+   * 0x40000001 EAX bit 15; not with Hyper-V); 'upstream' gives it private
+   * memory and MAP_GPA_RANGE exits (CPUID bit 16), which this VMM answers by
+   * setting or clearing the PRIVATE attribute. Absent: neither.
+   */
+  protectedMemory?: 'rfc' | 'upstream';
 }
 
 export type MachineResult =
@@ -68,6 +87,12 @@ export class Machine {
   readonly vm: Vm;
   readonly io = new IoBus();
   readonly vcpus: Vcpu[] = [];
+  /** The VMM's event loop: EventFds and their handlers, dispatched after every scheduling round (kvm/eventfd.ts). */
+  readonly eventFds = new EventFdPoll();
+  /** The doorbell device, when MachineOptions.doorbell asks for it. */
+  readonly doorbell: Doorbell | null = null;
+  /** The only way device models may reach guest memory (guest-memory-access.ts). */
+  readonly guestMemory: GuestMemoryAccess;
   private readonly opts: MachineOptions;
   private readonly quantum: number;
   private exitCode: number | null = null;
@@ -79,9 +104,21 @@ export class Machine {
     this.opts = opts;
     this.quantum = opts.quantum ?? 20_000;
     const hv = resolveHvFeatures(opts.hv ?? { flags: new Set() });
-    this.vm = new Vm({ memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace, hyperv: hv });
+    const pm = opts.protectedMemory;
+    if (pm !== undefined && pm !== 'rfc' && pm !== 'upstream') throw new RangeError(`protectedMemory must be 'rfc' or 'upstream', not '${String(pm)}'`);
+    if (pm === 'rfc' && hv.enabled) {
+      throw new HvFeatureError('protected memory in RFC mode cannot be combined with Hyper-V enlightenments: both are advertised in CPUID leaves 0x40000000-0x40000001');
+    }
+    this.vm = new Vm({
+      memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace, hyperv: hv,
+      protectedMemoryRfc: pm === 'rfc', privateMemory: pm === 'upstream',
+    });
+    if (pm === 'upstream') this.vm.enableCap(KVM_CAP_EXIT_HYPERCALL, KVM_EXIT_HYPERCALL_VALID_MASK);
+    this.guestMemory = new GuestMemoryAccess(this.vm);
     const boot = loadMultiboot(this.vm.mem, opts.image, { imagePath: opts.imagePath, append: opts.append, modules: opts.modules });
     const cpuid = [...defaultCpuid(opts.smp), ...hypervCpuidEntries(hv, { maxVps: opts.smp })];
+    // KVM's PV leaves: at 0x40000000, or after Hyper-V's at 0x40000100 as QEMU places them (upstream mode only).
+    if (pm !== undefined) cpuid.push(...kvmPvCpuidEntries(this.vm, hv.enabled ? KVM_CPUID_SIGNATURE + 0x100 : KVM_CPUID_SIGNATURE));
     for (let k = 0; k < opts.smp; k++) {
       const v = this.vm.createVcpu(k);
       v.setCpuid(cpuid);
@@ -97,6 +134,11 @@ export class Machine {
     this.io.register(PIC_SLAVE_BASE, PIC_PORT_COUNT, new Pic8259(PIC_SLAVE_BASE), 'PIC slave');
     if (opts.hypervTestDev && this.vm.hyperv !== null) {
       this.io.register(HYPERV_TESTDEV_PORT, HYPERV_TESTDEV_PORT_COUNT, new HypervTestDev(this.vm.hyperv), 'hyperv-testdev');
+    }
+    if (opts.doorbell) {
+      this.doorbell = new Doorbell(this.vm, this.guestMemory);
+      this.io.register(DOORBELL_PORT, DOORBELL_PORT_COUNT, this.doorbell, 'doorbell');
+      this.doorbell.listen(this.eventFds);
     }
   }
 
@@ -131,6 +173,8 @@ export class Machine {
           if (typeof used !== 'number') return used;
           roundInsns = Math.max(roundInsns, used);
         }
+        // Devices react to what the vCPUs signalled this round (ioeventfd -> EventFd), as a VMM's I/O thread would.
+        this.eventFds.dispatch();
         if (this.totalInsns >= maxInsns) {
           return { kind: 'budget', detail: `instruction budget of ${maxInsns} used up; ${this.describe(0)}` };
         }
@@ -186,13 +230,21 @@ export class Machine {
         else v.completeIo(this.io.read(exit.port, exit.size as PioSize));
         return undefined;
       case 'mmio':
-        // No MMIO devices beyond the in-kernel APIC: reads return all-ones, writes are dropped.
+        if (this.doorbell?.ownsMmio(exit.gpa)) {
+          if (exit.isWrite) this.doorbell.mmioWrite(v, exit.gpa, exit.size, exit.value);
+          else v.completeMmio(this.doorbell.mmioRead(exit.gpa, exit.size));
+          return undefined;
+        }
+        // No other MMIO devices beyond the in-kernel APIC: reads return all-ones, writes are dropped.
         if (!exit.isWrite) v.completeMmio(exit.size === 8 ? 0xffffffffffffffffn : BigInt(2 ** (8 * exit.size) - 1));
         return undefined;
       case 'shutdown':
         return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
       case 'hyperv-hcall':
         v.completeHypercall(this.answerHypercall(exit));
+        return undefined;
+      case 'hypercall':
+        v.completeKvmHypercall(exit.nr === KVM_HC_MAP_GPA_RANGE ? this.mapGpaRange(exit) : -BigInt(KVM_ENOSYS));
         return undefined;
       case 'memory-fault':
         // Nothing here restricts memory yet (VSM will): stop cleanly instead of re-running the access forever.
@@ -215,6 +267,29 @@ export class Machine {
     const code = Number(exit.input & 0xffffn);
     const status = code === HvCall.PostMessage || code === HvCall.SignalEvent ? HvStatus.INVALID_CONNECTION_ID : HvStatus.INVALID_HYPERCALL_CODE;
     return BigInt(status);
+  }
+
+  /**
+   * The VMM's side of KVM_HC_MAP_GPA_RANGE (kvm-api-facts §4.2): KVM checked
+   * alignment and count; the VMM converts [gpa, gpa + 4 KiB × count) by
+   * setting (ENCRYPTED, bit 4) or clearing the PRIVATE attribute, as QEMU's
+   * kvm_convert_memory does (the page-size bits are hints; the count is in
+   * 4 KiB pages). Attribute bits other than 0, 1 and 4, a range that is not
+   * all RAM, or a conversion KVM refuses answer -EINVAL; success is 0.
+   */
+  mapGpaRange(exit: Extract<VcpuExit, { reason: 'hypercall' }>): bigint {
+    const [gpa, npages, attrs] = exit.args;
+    const known = BigInt(KVM_MAP_GPA_RANGE_PAGE_SZ_2M | KVM_MAP_GPA_RANGE_PAGE_SZ_1G | KVM_MAP_GPA_RANGE_ENCRYPTED);
+    const size = npages * 4096n;
+    if ((attrs & ~known) !== 0n || gpa + size > BigInt(this.vm.mem.size)) return -BigInt(KVM_EINVAL);
+    for (let a = Number(gpa); a < Number(gpa + size); a += 4096) if (!this.vm.mem.isRam(a)) return -BigInt(KVM_EINVAL);
+    try {
+      this.vm.setMemoryAttributes({ address: gpa, size, attributes: (attrs & BigInt(KVM_MAP_GPA_RANGE_ENCRYPTED)) !== 0n ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0, flags: 0 });
+    } catch (e) {
+      if (e instanceof KvmError) return -BigInt(KVM_EINVAL);
+      throw e;
+    }
+    return 0n;
   }
 
   describe(index: number): string { return describeVcpu(this.vcpus[index]); }

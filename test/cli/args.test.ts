@@ -208,3 +208,19 @@ test('--guest-mips and --tsc-mhz set the guest clock rates (issue 3: configurabl
   }
   assert.throws(() => run('--tsc-mhz', 'x'), /--tsc-mhz must be a number/);
 });
+
+test('--device adds devices in order; unknown or repeated names are errors', () => {
+  const c = parseArgs(['run', 'x.elf', '--device', 'doorbell']);
+  assert.equal(c.kind, 'run');
+  assert.deepEqual((c as Extract<CliCommand, { kind: 'run' }>).options.devices, ['doorbell']);
+  assert.throws(() => parseArgs(['run', 'x.elf', '--device', 'toaster']), UsageError);
+  assert.throws(() => parseArgs(['run', 'x.elf', '--device', 'doorbell', '--device', 'doorbell']), UsageError);
+});
+
+test('--protected-memory takes rfc or upstream (kvm-api-facts §4.3: never both meanings of hypercall 12)', () => {
+  const get = (v: string) => (parseArgs(['run', 'x.elf', '--protected-memory', v]) as Extract<CliCommand, { kind: 'run' }>).options.protectedMemory;
+  assert.equal(get('rfc'), 'rfc');
+  assert.equal(get('upstream'), 'upstream');
+  assert.equal((parseArgs(['run', 'x.elf']) as Extract<CliCommand, { kind: 'run' }>).options.protectedMemory, undefined);
+  assert.throws(() => get('both'), (e: Error) => e instanceof UsageError && e.message === "--protected-memory must be 'rfc' or 'upstream', not 'both'");
+});

@@ -456,7 +456,8 @@ const inOp = (port: (c: Cpu, i: Insn) => number): Handler => (c, i) => {
 const outOp = (port: (c: Cpu, i: Insn) => number): Handler => (c, i) => {
   ioAllowed(c);
   const sz = ioSize(i);
-  c.host.ioWrite(port(c, i), sz, getReg(c, RAX, sz) >>> 0 & (sz === 1 ? 0xff : sz === 2 ? 0xffff : 0xffffffff));
+  // Unsigned value of the access size (a 32-bit value must not arrive as a negative int32).
+  c.host.ioWrite(port(c, i), sz, (getReg(c, RAX, sz) & (sz === 1 ? 0xff : sz === 2 ? 0xffff : -1)) >>> 0);
 };
 const immPort = (_c: Cpu, i: Insn) => i.imm & 0xff;
 const dxPort = (c: Cpu) => c.rlo[RDX] & 0xffff;
