@@ -60,9 +60,14 @@ unsigned smp_expected_cpus(void)
 
 bool wait_until_set(volatile u64 *flag, u64 timeout_cycles)
 {
+	return wait_until_at_least(flag, 1, timeout_cycles);
+}
+
+bool wait_until_at_least(volatile u64 *counter, u64 want, u64 timeout_cycles)
+{
 	u64 start = rdtsc();
 
-	while (!*flag) {
+	while (*counter < want) {
 		if (rdtsc() - start > timeout_cycles)
 			return false;
 		pause();

@@ -38,5 +38,7 @@ void on_cpus(void (*fn)(void *), void *arg);
 
 /* Spin until *flag != 0 or the TSC advanced by timeout cycles; returns whether it was set. */
 bool wait_until_set(volatile u64 *flag, u64 timeout_cycles);
+/* Spin (with PAUSE) until *counter >= want; false after timeout_cycles TSC cycles. */
+bool wait_until_at_least(volatile u64 *counter, u64 want, u64 timeout_cycles);
 
 #endif

@@ -292,17 +292,7 @@ static volatile u64 msg_irqs, evt_irqs;
 static void msg_handler(struct ex_regs *regs) { (void)regs; msg_irqs++; apic_eoi(); }
 static void evt_handler(struct ex_regs *regs) { (void)regs; evt_irqs++; apic_eoi(); }
 
-static bool wait_for(volatile u64 *c, u64 want)
-{
-	u64 t = rdtsc();
-
-	while (*c < want)
-		if (rdtsc() - t > WAIT)
-			return false;
-		else
-			pause();
-	return true;
-}
+static bool wait_for(volatile u64 *c, u64 want) { return wait_until_at_least(c, want, WAIT); }
 
 static void test_messages(void)
 {

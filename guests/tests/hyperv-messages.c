@@ -90,17 +90,7 @@ static void setup_cpu(void *arg)
 	hv_sint_set(EVT_SINT, VEC_EVT, 0);
 }
 
-static bool wait_for(volatile u64 *c, u64 want)
-{
-	u64 t = rdtsc();
-
-	while (*c < want)
-		if (rdtsc() - t > WAIT)
-			return false;
-		else
-			pause();
-	return true;
-}
+static bool wait_for(volatile u64 *c, u64 want) { return wait_until_at_least(c, want, WAIT); }
 
 static void quiet(void)
 {

@@ -36,18 +36,8 @@ static void delay(u64 cycles)
 		pause();
 }
 
-/* Wait until c[cpu] reaches want; false on timeout. */
-static bool wait_count(volatile u64 *c, u64 want)
-{
-	u64 t = rdtsc();
-
-	while (*c < want) {
-		if (rdtsc() - t > WAIT)
-			return false;
-		pause();
-	}
-	return true;
-}
+/* Wait until *c reaches want; false on timeout. */
+static bool wait_count(volatile u64 *c, u64 want) { return wait_until_at_least(c, want, WAIT); }
 
 static void snapshot(u64 *dst, volatile u64 *src)
 {
