@@ -2,6 +2,9 @@
 #include "hyperv.h"
 #include "alloc.h"
 #include "x86.h"
+#include "layout.h"
+#include "percpu.h"
+#include "smp.h"
 
 u32 hv_max_leaf(void)
 {
@@ -47,6 +50,29 @@ u32 hv_spin_retries(void) { return cpuid(HV_CPUID_RECOMMENDATIONS).b; }
 u32 hv_vp_index(void)
 {
 	return (u32)rdmsr(HV_X64_MSR_VP_INDEX);
+}
+
+u32 hv_vp_of[MAX_CPUS];
+
+static void record_vp_index(void *arg)
+{
+	(void)arg;
+	hv_vp_of[smp_id()] = hv_vp_index();
+}
+
+void hv_collect_vp_indexes(void)
+{
+	on_cpus(record_vp_index, NULL);
+}
+
+u64 hv_vp_mask(u64 cpus)
+{
+	u64 m = 0;
+
+	for (unsigned i = 0; i < cpu_count(); i++)
+		if (cpus & BIT(i))
+			m |= BIT(hv_vp_of[i]);
+	return m;
 }
 
 void hv_set_guest_os_id(void)

@@ -147,6 +147,11 @@ static inline bool hv_recommends(unsigned bit) { return hv_recommendations() & B
 
 /* This VP's index (HV_X64_MSR_VP_INDEX). */
 u32 hv_vp_index(void);
+/* Every CPU's VP index, by CPU number, after hv_collect_vp_indexes() (runs on all CPUs). */
+extern u32 hv_vp_of[];
+void hv_collect_vp_indexes(void);
+/* The processor mask (VP-index bits) of a set of CPU numbers (bit n = CPU n). */
+u64 hv_vp_mask(u64 cpus);
 /* Write HV_X64_MSR_GUEST_OS_ID if it is still 0 (the hypercall page needs a non-zero ID). */
 void hv_set_guest_os_id(void);
 

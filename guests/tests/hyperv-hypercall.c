@@ -38,7 +38,6 @@
 #define VEC_MSG 0xc5
 #define VEC_EVT 0xc6
 
-static u32 vp_of[MAX_CPUS];
 static volatile u64 ipi_count[MAX_CPUS];
 
 static bool full_run; /* every gate of the ABI checks below is open */
@@ -52,11 +51,6 @@ static void ipi_handler(struct ex_regs *regs)
 	apic_eoi();
 }
 
-static void read_vp(void *arg)
-{
-	(void)arg;
-	vp_of[smp_id()] = hv_vp_index();
-}
 
 /* ---------------------------------------------------------------- calling convention */
 
@@ -229,7 +223,7 @@ static void test_xmm_output(void)
 	r = hv_hypercall(HVCALL_GET_VP_INDEX_FROM_APIC_ID | HV_HYPERCALL_REP_COUNT(n), (u64)in, (u64)out);
 	bool same = true;
 	for (unsigned i = 0; i < n; i++)
-		same &= out[i] == vp_of[i];
+		same &= out[i] == hv_vp_of[i];
 	report(status_of(r) == HV_STATUS_SUCCESS && HV_RESULT_REPS(r) == n && same,
 	       "GetVpIndexFromApicId (slow) maps %u APIC IDs to their VP indices (0x%lx)", n, r);
 
@@ -244,7 +238,7 @@ static void test_xmm_output(void)
 			     NULL);
 	same = true;
 	for (unsigned i = 0; i < n; i++)
-		same &= xout[i] == vp_of[i];
+		same &= xout[i] == hv_vp_of[i];
 	report(status_of(r) == HV_STATUS_SUCCESS && same,
 	       "GetVpIndexFromApicId with XMM fast output returns the VP indices in XMM1 (0x%lx)", r);
 }
@@ -305,8 +299,8 @@ static void test_messages(void)
 	hv_synic_enable();
 	hv_sint_set(MSG_SINT, VEC_MSG, 0);
 	hv_sint_set(EVT_SINT, VEC_EVT, 0);
-	hv_msg_conn_create(MSG_CONN, vp_of[0], MSG_SINT);
-	hv_evt_conn_create(EVT_CONN, vp_of[0], EVT_SINT);
+	hv_msg_conn_create(MSG_CONN, hv_vp_of[0], MSG_SINT);
+	hv_evt_conn_create(EVT_CONN, hv_vp_of[0], EVT_SINT);
 
 	struct hv_post_message_input *pm = hv_input_page();
 	struct hv_message *slot = hv_sim_slot(0, MSG_SINT);
@@ -356,15 +350,6 @@ static void test_messages(void)
 
 /* ---------------------------------------------------------------- PV IPIs */
 
-static u64 vp_mask(u64 cpus)
-{
-	u64 m = 0;
-
-	for (unsigned i = 0; i < cpu_count(); i++)
-		if (cpus & BIT(i))
-			m |= BIT(vp_of[i]);
-	return m;
-}
 
 static u64 all_cpus(void) { return cpu_count() >= 64 ? ~0UL : BIT(cpu_count()) - 1; }
 
@@ -398,7 +383,7 @@ static u64 send_ipi_slow(u32 vector, u8 flags, u64 cpus)
 	memset(in, 0, sizeof(*in));
 	in->vector = vector;
 	in->flags = flags;
-	in->processor_mask = vp_mask(cpus);
+	in->processor_mask = hv_vp_mask(cpus);
 	return hv_hypercall(HVCALL_SEND_SYNTHETIC_CLUSTER_IPI, (u64)in, 0);
 }
 
@@ -411,7 +396,7 @@ static struct hv_ipi_ex_input *build_ipi_ex(u32 vector, u64 format, u64 cpus, un
 	in->vector = vector;
 	in->format = format;
 	in->valid_banks = format == HV_GENERIC_SET_ALL ? 0 : (BIT(nbanks) - 1);
-	in->banks[0] = vp_mask(cpus);
+	in->banks[0] = hv_vp_mask(cpus);
 	return in;
 }
 
@@ -441,9 +426,9 @@ static void test_ipi(void)
 	for (unsigned i = 0; i < cpu_count(); i++) {
 		snapshot(before);
 		/* Fast: RDX = vector | target VTL << 32 | flags << 40, R8 = processor mask. */
-		r = hv_hypercall_fast(HVCALL_SEND_SYNTHETIC_CLUSTER_IPI, VEC_IPI, vp_mask(BIT(i)));
+		r = hv_hypercall_fast(HVCALL_SEND_SYNTHETIC_CLUSTER_IPI, VEC_IPI, hv_vp_mask(BIT(i)));
 		report(status_of(r) == HV_STATUS_SUCCESS && delivered(BIT(i), before),
-		       "SendSyntheticClusterIpi (fast) to CPU %u (VP %u) only (0x%lx)", i, vp_of[i], r);
+		       "SendSyntheticClusterIpi (fast) to CPU %u (VP %u) only (0x%lx)", i, hv_vp_of[i], r);
 	}
 	snapshot(before);
 	r = send_ipi_slow(VEC_IPI, 0, some);
@@ -509,7 +494,7 @@ int main(int argc, char **argv)
 		report_skip("Hyper-V with hv-vpindex needed");
 		report_summary();
 	}
-	on_cpus(read_vp, NULL);
+	hv_collect_vp_indexes();
 	hv_hypercall_setup();
 	full_run = hv_spin_retries() != 0 && hv_spin_retries() != HV_SPINLOCK_NEVER_NOTIFY &&
 		   hv_recommends(HV_REC_HYPERCALL_REMOTE_FLUSH);

@@ -20,25 +20,14 @@
 #define PATTERN_B 0xbbbbbbbb00000002UL
 
 static u64 frame_a, frame_b, large_a, large_b;
-static u32 vp_of[MAX_CPUS];
 static volatile u64 seen[MAX_CPUS];
 static u64 read_at = VA;
 
-static void read_vp(void *arg) { (void)arg; vp_of[smp_id()] = hv_vp_index(); }
 static void read_va(void *arg) { (void)arg; seen[smp_id()] = readq(read_at); }
 static void fresh_read(void *arg) { (void)arg; invlpg((void *)read_at); seen[smp_id()] = readq(read_at); }
 
 static u64 all_cpus(void) { return cpu_count() >= 64 ? ~0UL : BIT(cpu_count()) - 1; }
 
-static u64 vp_mask(u64 cpus)
-{
-	u64 m = 0;
-
-	for (unsigned i = 0; i < cpu_count(); i++)
-		if (cpus & BIT(i))
-			m |= BIT(vp_of[i]);
-	return m;
-}
 
 /* Run fn on every CPU in the set, one after the other (CPU 0 runs it itself). */
 static void on_set(u64 cpus, void (*fn)(void *))
@@ -68,7 +57,7 @@ static u64 space(u64 cpus)
 
 	in->address_space = read_cr3();
 	in->flags = 0;
-	in->processor_mask = vp_mask(cpus);
+	in->processor_mask = hv_vp_mask(cpus);
 	return hv_hypercall(HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE, (u64)in, 0);
 }
 
@@ -89,7 +78,7 @@ static u64 space_non_global(u64 cpus)
 
 	in->address_space = read_cr3();
 	in->flags = HV_FLUSH_NON_GLOBAL_MAPPINGS_ONLY;
-	in->processor_mask = vp_mask(cpus);
+	in->processor_mask = hv_vp_mask(cpus);
 	return hv_hypercall(HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE, (u64)in, 0);
 }
 
@@ -99,7 +88,7 @@ static u64 list(u64 cpus)
 
 	in->address_space = read_cr3();
 	in->flags = 0;
-	in->processor_mask = vp_mask(cpus);
+	in->processor_mask = hv_vp_mask(cpus);
 	/* A range of 3 pages starting one page below: the page is in the middle of it. */
 	in->gva_list[0] = HV_GVA_RANGE(read_at - PAGE_SIZE, 2);
 	return hv_hypercall(HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST | HV_HYPERCALL_REP_COUNT(1), (u64)in, 0);
@@ -112,7 +101,7 @@ static u64 list_inside_large(u64 cpus)
 
 	in->address_space = read_cr3();
 	in->flags = 0;
-	in->processor_mask = vp_mask(cpus);
+	in->processor_mask = hv_vp_mask(cpus);
 	in->gva_list[0] = HV_GVA_RANGE(VA_LARGE + (1UL << 20), 0);
 	return hv_hypercall(HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST | HV_HYPERCALL_REP_COUNT(1), (u64)in, 0);
 }
@@ -128,7 +117,7 @@ static struct hv_flush_ex_input *ex_input(u64 flags, u64 format, u64 cpus, unsig
 	in->format = format;
 	if (format == HV_GENERIC_SET_SPARSE_4K) {
 		in->valid_banks = BIT(extra + 1) - 1;
-		in->banks[0] = vp_mask(cpus);
+		in->banks[0] = hv_vp_mask(cpus);
 	}
 	return in;
 }
@@ -168,14 +157,14 @@ static u64 list_ex_all_processors(u64 cpus)
 
 static u64 xmm_space(u64 cpus)
 {
-	struct hv_flush_input in = { read_cr3(), 0, vp_mask(cpus) };
+	struct hv_flush_input in = { read_cr3(), 0, hv_vp_mask(cpus) };
 
 	return hv_hypercall_xmm(HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE, &in, 24, NULL, 0, NULL);
 }
 
 static u64 xmm_list(u64 cpus)
 {
-	u64 in[4] = { read_cr3(), 0, vp_mask(cpus), HV_GVA_RANGE(read_at, 0) };
+	u64 in[4] = { read_cr3(), 0, hv_vp_mask(cpus), HV_GVA_RANGE(read_at, 0) };
 
 	return hv_hypercall_xmm(HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST | HV_HYPERCALL_REP_COUNT(1), in, sizeof(in), NULL, 0,
 				NULL);
@@ -183,7 +172,7 @@ static u64 xmm_list(u64 cpus)
 
 static u64 xmm_list_ex(u64 cpus)
 {
-	u64 in[6] = { read_cr3(), 0, HV_GENERIC_SET_SPARSE_4K, 1, vp_mask(cpus), HV_GVA_RANGE(read_at, 0) };
+	u64 in[6] = { read_cr3(), 0, HV_GENERIC_SET_SPARSE_4K, 1, hv_vp_mask(cpus), HV_GVA_RANGE(read_at, 0) };
 
 	return hv_hypercall_xmm(HVCALL_FLUSH_VIRTUAL_ADDRESS_LIST_EX | HV_HYPERCALL_VARHEAD(1) | HV_HYPERCALL_REP_COUNT(1),
 				in, sizeof(in), NULL, 0, NULL);
@@ -229,7 +218,7 @@ static void test_invalid(void)
 
 	in->address_space = read_cr3();
 	in->flags = BIT(7); /* RsvdZ (§2.2) */
-	in->processor_mask = vp_mask(all_cpus());
+	in->processor_mask = hv_vp_mask(all_cpus());
 	u64 r = hv_hypercall(HVCALL_FLUSH_VIRTUAL_ADDRESS_SPACE, (u64)in, 0);
 	report(HV_RESULT_STATUS(r) == HV_STATUS_INVALID_PARAMETER, "flags bit 7 (reserved) => INVALID_PARAMETER (0x%lx)", r);
 }
@@ -273,7 +262,7 @@ int main(int argc, char **argv)
 		report_skip("PV TLB flush: needs --smp 2 or more (best 4)");
 		report_summary();
 	}
-	on_cpus(read_vp, NULL);
+	hv_collect_vp_indexes();
 	hv_hypercall_setup();
 
 	frame_a = (u64)alloc_page();
