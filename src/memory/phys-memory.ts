@@ -30,6 +30,7 @@ export class PhysMemory {
   readonly size: number;
   private readonly chunks: (Chunk | undefined)[];
   private readonly codeListeners: CodeWriteListener[] = [];
+  private readonly markListeners: CodeWriteListener[] = [];
   /** Bytes of host memory allocated for guest RAM so far. */
   allocatedBytes = 0;
 
@@ -69,10 +70,18 @@ export class PhysMemory {
     this.codeListeners.push(fn);
   }
 
+  /** Receives notice that a page now holds decoded code (caches that allowed fast writes to it must drop them). */
+  onMarkCode(fn: CodeWriteListener): void {
+    this.markListeners.push(fn);
+  }
+
   /** Marks a page as holding decoded code. */
   markCode(pfn: number): void {
     const c = this.chunk(pfn * PAGE_SIZE);
-    c.code[pfn & (PAGES_PER_CHUNK - 1)] = 1;
+    const k = pfn & (PAGES_PER_CHUNK - 1);
+    if (c.code[k] !== 0) return;
+    c.code[k] = 1;
+    for (const l of this.markListeners) l(pfn);
   }
 
   isCode(pfn: number): boolean {

@@ -46,8 +46,6 @@ export class BlockCache {
   private readonly map = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly mem: PhysMemory;
-  /** Incremented when a page becomes code, so CPUs drop fast write entries. */
-  codeEpoch = 0;
 
   private constructor(mem: PhysMemory) {
     this.mem = mem;
@@ -75,7 +73,6 @@ export class BlockCache {
       list = [];
       this.byPage.set(pfn, list);
       this.mem.markCode(pfn);
-      this.codeEpoch++;
     }
     list.push(b);
   }

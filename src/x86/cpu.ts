@@ -18,7 +18,7 @@ import { deliverEvent, EventKind } from './interrupts.js';
 import { Mmu } from './mmu.js';
 import { vpnKey } from './tlb.js';
 import { ATTR_DB, ATTR_L, ATTR_P, ATTR_S } from './segment-cache.js';
-import { CR0_ET, CR0_PE, CS, EFER_LMA, IF, RF, TR, LDTR } from './regs.js';
+import { CR0_ET, CR0_PE, CS, EFER_LMA, IF, TR, LDTR } from './regs.js';
 import type { Insn } from './insn.js';
 
 export const enum CpuRunState { Running = 0, Halted = 1, WaitForSipi = 2, Shutdown = 3 }
@@ -215,10 +215,6 @@ export class Cpu {
     return out;
   }
 
-  /** Bytes of the current instruction (for the owner at a fault or exit). */
-  currentInsnBytes(): Uint8Array {
-    return this.cur ? this.cur.bytes : new Uint8Array(0);
-  }
 
   // ---- owner TLB flushes (the hypervisor's view: flush hypercalls, remote shootdowns) ----
 
@@ -243,8 +239,6 @@ export class Cpu {
   /** The owner changed page permissions: drop everything derived from the old ones. */
   permissionsChanged(): void { this.mmu.dropFast(); }
 
-  /** Drops decoded code for a physical page (the owner wrote it behind our back). */
-  invalidateCode(pfn: number): void { this.blocks.invalidatePage(pfn); }
 
   /**
    * Runs up to `budget` instructions. Returns the number retired. Stops early when
@@ -420,6 +414,4 @@ export class Cpu {
     this.runState = CpuRunState.WaitForSipi;
   }
 
-  /** Clears the RF flag after a successful instruction (RF suppresses only one breakpoint). */
-  clearRf(): void { this.flags &= ~RF; }
 }

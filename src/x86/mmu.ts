@@ -53,6 +53,9 @@ export class Mmu {
 
   constructor(c: Cpu) {
     this.c = c;
+    // A page may be in the fast write cache from before it held code; writes to it must now take the
+    // slow path, which invalidates the decoded code (self-modifying code, DESIGN §3.2).
+    c.mem.onMarkCode(() => this.wTagHi.fill(NO_TAG));
   }
 
   // ---- flushes ----
@@ -72,7 +75,6 @@ export class Mmu {
     this.xTagHi.fill(NO_TAG);
     this.tlbGen = this.tlb.generation;
   }
-  dropFastWrites(): void { this.wTagHi.fill(NO_TAG); }
 
   flushAll(): void { this.tlb.flushAll(); this.dropFast(); }
 
@@ -158,9 +160,6 @@ export class Mmu {
 
   /** Reads with supervisor privilege regardless of CPL (descriptor tables, TSS, IDT). */
   sysRead32(lo: number, hi: number): number { return this.readAs(lo, hi, 4, false) | 0; }
-  sysRead64(lo: number, hi: number): number { return this.readAs(lo, hi, 8, false); }
-  sysRead16(lo: number, hi: number): number { return this.readAs(lo, hi, 2, false); }
-  sysWrite32(lo: number, hi: number, v: number): void { this.writeAs(lo, hi, 4, v, 0, false); }
   sysWrite8(lo: number, hi: number, v: number): void { this.writeAs(lo, hi, 1, v, 0, false); }
 
   private slowRead(lo: number, hi: number, size: number): number {
