@@ -24,7 +24,7 @@ export type VcpuExit =
     readonly reason: 'memory-fault';
     /** KVM_MEMORY_EXIT_FLAG_* bits. */
     readonly flags: number;
-    /** Start of the faulting range: the page base. */
+    /** Start of the faulting range: the page base (KVM's memory_fault.gpa). */
     readonly gpa: number;
     /** Length of the range: 4096. */
     readonly size: number;
@@ -37,6 +37,12 @@ export type VcpuExit =
     readonly origin: AccessOrigin;
     /** Bytes of the faulting instruction (insnLen of them). */
     readonly insnBytes: Uint8Array;
+    /**
+     * The exact GPA of the denied access, in the page at `gpa`: the first byte of the data
+     * access or fetch that faulted (origin Guest/System), or the paging-structure entry
+     * read or A/D-updated (origin PageWalk; `gva` is then the address being translated).
+     */
+    readonly exactGpa: number;
   }
   /** KVM_EXIT_SYSTEM_EVENT (24), type KVM_SYSTEM_EVENT_WAKEUP (4): an inactive-VTL vCPU has an event (§3.3). */
   | { readonly reason: 'system-event'; readonly type: 'wakeup' }

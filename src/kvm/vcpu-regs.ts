@@ -155,8 +155,16 @@ export function getSregs(c: Cpu, apic: LocalApic): KvmSregs {
  * nor CS.L), kvm_is_valid_cr0 (no bits 63:32, PG needs PE, NW needs CD),
  * CR4 and EFER bits this CPU implements, CR8 in 0..15, PCIDE only in long
  * mode, PAE paging with valid PDPTEs (read from `mem` at CR3), and an APIC
- * base the local APIC accepts. Then it loads everything, recomputes the CPU
- * mode and CPL (SS.DPL, as KVM's VMX code), and flushes the TLB.
+ * base the local APIC accepts. Then it loads everything and recomputes the
+ * CPU mode and CPL (SS.DPL, as KVM's VMX code).
+ *
+ * The TLB is flushed only when KVM flushes it: __set_sregs_common marks the
+ * MMU for a reset when CR0, CR3, CR4 or EFER differs from the vCPU's value
+ * (the whole value, not only the paging bits), or when PAE paging outside
+ * long mode reloads the PDPTEs; __set_sregs then resets the MMU and requests
+ * KVM_REQ_TLB_FLUSH_GUEST. Setting the same paging context (with a new CR2,
+ * segments, tables, CR8 or APIC base) keeps every cached translation, so the
+ * VMM can load registers without the flush a guest would observe.
  */
 export function setSregs(c: Cpu, apic: LocalApic, mem: PhysMemory, sregs: KvmSregs): void {
   if (typeof sregs !== 'object' || sregs === null) throw new KvmError('EFAULT', 'the special registers argument is not an object');
@@ -196,13 +204,16 @@ export function setSregs(c: Cpu, apic: LocalApic, mem: PhysMemory, sregs: KvmSre
   if (apicBase !== apic.readApicBase() && !apic.writeApicBase(apicBase)) {
     throw new KvmError('EINVAL', `the local APIC rejects APIC base 0x${apicBase.toString(16)}`);
   }
+  const newCr0 = lo32(cr0) | CR0_ET;
+  const pagingContextChanged = newCr0 !== c.cr0 || lo32(cr3) !== c.cr3Lo || hi32(cr3) !== c.cr3Hi ||
+    lo32(cr4) !== c.cr4 || lo32(efer) !== c.efer || pdptes !== null;
   for (const [s, k] of segs) {
     c.segBaseLo[k] = lo32(s.base); c.segBaseHi[k] = hi32(s.base);
     c.segLimit[k] = s.limit | 0; c.segSel[k] = s.selector; c.segAttr[k] = segmentAttr(s);
   }
   c.gdtrBaseLo = lo32(sregs.gdt.base); c.gdtrBaseHi = hi32(sregs.gdt.base); c.gdtrLimit = sregs.gdt.limit;
   c.idtrBaseLo = lo32(sregs.idt.base); c.idtrBaseHi = hi32(sregs.idt.base); c.idtrLimit = sregs.idt.limit;
-  c.cr0 = lo32(cr0) | CR0_ET;
+  c.cr0 = newCr0;
   c.cr2Lo = lo32(cr2); c.cr2Hi = hi32(cr2);
   c.cr3Lo = lo32(cr3); c.cr3Hi = hi32(cr3);
   c.cr4 = lo32(cr4);
@@ -211,7 +222,8 @@ export function setSregs(c: Cpu, apic: LocalApic, mem: PhysMemory, sregs: KvmSre
   if (pdptes !== null) for (let k = 0; k < 4; k++) { c.mmu.pdpte[2 * k] = lo32(pdptes[k]); c.mmu.pdpte[2 * k + 1] = hi32(pdptes[k]); }
   c.updateMode();
   c.cpl = (c.cr0 & CR0_PE) ? attrDpl(c.segAttr[SS]) : 0;
-  c.mmu.flushAll();
+  if (pagingContextChanged) c.mmu.flushAll();
+  else c.mmu.dropFast(); // segments and CPL feed the fast caches; dropping them is never visible
   c.intrCheck = true;
 }
 

@@ -23,6 +23,10 @@ import { LocalApic } from './lapic.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './memory-attributes.js';
 import { checkMpState, KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_SIPI_RECEIVED, mpStateOf, runStateFor } from './mp-state.js';
 import * as regs from './vcpu-regs.js';
+import { getVcpuEvents, setVcpuEvents, type KvmVcpuEvents, type KvmVcpuEventsReport } from './vcpu-events.js';
+import { getMsrs, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
+import { getDebugRegs, setDebugRegs, type KvmDebugRegs } from './vcpu-debugregs.js';
+import { getFpu, getXcrs, setFpu, setXcrs, type KvmFpu, type KvmXcrs } from './vcpu-fpu.js';
 import type { Vm } from './vm.js';
 import type { HvPartition } from './hyperv/partition.js';
 import type { HvVp } from './hyperv/vp.js';
@@ -319,6 +323,7 @@ export class Vcpu implements CpuHost {
       reason: 'memory-fault', flags, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, insnLen,
       gva: (BigInt(info.gvaHi >>> 0) << 32n) | BigInt(info.gvaLo >>> 0), gvaValid: info.gvaValid, origin: info.origin,
       insnBytes: insnLen === 0 ? NO_BYTES : info.insnBytes.slice(0, insnLen),
+      exactGpa: info.gpa,
     };
     if (this.vm.trace !== null) {
       const c = this.cpu, cur = c.cur;
@@ -487,6 +492,33 @@ export class Vcpu implements CpuHost {
   /** XMM register `index` (0..15), as KVM_GET_FPU has it. */
   getXmm(index: number): regs.XmmRegister { return regs.getXmm(this.cpu, index); }
   setXmm(index: number, value: regs.XmmRegister): void { regs.setXmm(this.cpu, index, value); }
+
+  // ---- KVM vCPU ioctls: events, MSRs, debug registers, FPU and XCRs (vcpu-events.ts, vcpu-msrs.ts, vcpu-debugregs.ts, vcpu-fpu.ts) ----
+
+  /** KVM_GET_VCPU_EVENTS: injected exception/NMI/interrupt, NMI pending and masked, interrupt shadow. */
+  getVcpuEvents(): KvmVcpuEventsReport { return getVcpuEvents(this); }
+  /**
+   * KVM_SET_VCPU_EVENTS (EINVAL and no change for bad values). An injected
+   * exception, NMI or interrupt is delivered at the next run() before any
+   * instruction executes (how the VMM raises #UD or #GP in the guest).
+   */
+  setVcpuEvents(events: KvmVcpuEvents): void { setVcpuEvents(this, events); }
+  /** KVM_GET_MSRS: the entries read, in order; a shorter list means indices[length] cannot be read. */
+  getMsrs(indices: readonly number[]): KvmMsrEntry[] { return getMsrs(this, indices); }
+  /** KVM_SET_MSRS: how many entries were written; it stops at the first one the vCPU refuses. */
+  setMsrs(entries: readonly KvmMsrEntry[]): number { return setMsrs(this, entries); }
+  /** KVM_GET_DEBUGREGS. */
+  getDebugRegs(): KvmDebugRegs { return getDebugRegs(this.cpu); }
+  /** KVM_SET_DEBUGREGS (EINVAL and no change for bad values). */
+  setDebugRegs(d: KvmDebugRegs): void { setDebugRegs(this.cpu, d); }
+  /** KVM_GET_XCRS. */
+  getXcrs(): KvmXcrs { return getXcrs(this.cpu); }
+  /** KVM_SET_XCRS (EINVAL and no change for bad values). */
+  setXcrs(x: KvmXcrs): void { setXcrs(this.cpu, x); }
+  /** KVM_GET_FPU: x87 registers and pointers, XMM0-15, MXCSR. */
+  getFpu(): KvmFpu { return getFpu(this.cpu); }
+  /** KVM_SET_FPU (EINVAL and no change for bad values). */
+  setFpu(f: KvmFpu): void { setFpu(this.cpu, f); }
 
   /** KVM_GET_MP_STATE: pending INIT/SIPI are taken first (kvm_apic_accept_events); see mp-state.ts for the mapping. */
   getMpState(): number {

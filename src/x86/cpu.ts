@@ -23,6 +23,14 @@ import type { Insn } from './insn.js';
 
 export const enum CpuRunState { Running = 0, Halted = 1, WaitForSipi = 2, Shutdown = 3 }
 
+/** An event the owner queued for delivery (see Cpu.queueEvent). */
+export interface QueuedEvent {
+  readonly kind: EventKind.Exception | EventKind.External | EventKind.Nmi;
+  readonly vector: number;
+  readonly hasErrorCode: boolean;
+  readonly errorCode: number;
+}
+
 /** Iterations a REP string instruction runs before giving the loop a chance to stop. */
 export const REP_CHUNK = 4096;
 
@@ -125,6 +133,11 @@ export class Cpu {
   exceptionIntercept: ((vector: number, errorCode: number) => boolean) | null = null;
   /** Observer of every event delivery (exceptions, interrupts, NMIs, INT n), for tracing; null when unused. */
   onDeliver: ((kind: EventKind, vector: number, hasErrorCode: boolean, errorCode: number) => void) | null = null;
+  /**
+   * Events the owner queued with queueEvent(), oldest first: each is delivered
+   * at an instruction boundary before anything else happens there.
+   */
+  readonly queuedEvents: QueuedEvent[] = [];
 
   constructor(mem: PhysMemory, host: CpuHost) {
     this.mem = mem;
@@ -154,6 +167,7 @@ export class Cpu {
     this.xmm.fill(0); this.mxcsr = 0x1f80; this.fpuImage.fill(0);
     this.fpuImage[0] = 0x7f; this.fpuImage[1] = 0x03; // FCW 0x037F
     this.shadow = false; this.nmiPending = false; this.nmiBlocked = false;
+    this.queuedEvents.length = 0;
     this.runState = CpuRunState.Running;
     this.deliveryDepth = 0;
     this.updateMode();
@@ -254,6 +268,11 @@ export class Cpu {
         if (this.runState !== CpuRunState.Halted || !this.wakeFromHalt()) break;
         prev = null;
       }
+      if (this.queuedEvents.length !== 0) {
+        this.deliverQueued();
+        prev = null;
+        continue;
+      }
       if ((this.intrCheck || this.nmiPending) && !this.shadow) {
         try {
           this.checkInterrupts();
@@ -339,7 +358,16 @@ export class Cpu {
     if (ins !== null) { this.ripLo = ins.lo; this.ripHi = ins.hi; }
     if (e instanceof CpuFault) {
       this.shadow = false;
-      deliverEvent(this, EventKind.Exception, e.vector, e.hasError, e.errorCode);
+      try {
+        deliverEvent(this, EventKind.Exception, e.vector, e.hasError, e.errorCode);
+      } catch (a) {
+        if (!(a instanceof CpuAbort)) throw a;
+        // The owner abandoned the delivery (e.g. memory attributes deny the stack page): the
+        // exception waits in the queue and is delivered again at the next run(), as KVM keeps
+        // an interrupted delivery (IDT-vectoring information) as an injected event.
+        this.queuedEvents.unshift({ kind: EventKind.Exception, vector: e.vector, hasErrorCode: e.hasError, errorCode: e.errorCode });
+        this.stopRequested = true;
+      }
       return;
     }
     if (e instanceof CpuAbort) {
@@ -399,6 +427,41 @@ export class Cpu {
   /** Owner API: deliver an exception now (as if raised by the instruction at RIP). */
   injectException(vector: number, errorCode?: number): void {
     deliverEvent(this, EventKind.Exception, vector, errorCode !== undefined, errorCode ?? 0);
+  }
+
+  /**
+   * Owner API: deliver an event at the next instruction boundary of a running
+   * CPU, before any instruction executes there and before pending interrupts
+   * and NMIs are looked at (KVM's injected events, which VM entry delivers
+   * first). It is a re-injection: RFLAGS.IF, NMI blocking, the interrupt
+   * shadow and exceptionIntercept do not hold it back, and an NMI sets NMI
+   * blocking as any NMI delivery does. A halted CPU keeps it queued until it
+   * wakes (KVM delivers injected events only to a RUNNABLE vCPU). Real mode
+   * pushes no error code (deliverReal). If the owner abandons the delivery
+   * (abortInstruction from a callback, e.g. a denied stack page), the event
+   * stays queued and is delivered again at the next run().
+   */
+  queueEvent(ev: QueuedEvent): void {
+    this.queuedEvents.push(ev);
+    this.brk = true;
+  }
+
+  /** Delivers the oldest queued event; on an owner abort it stays queued and run() stops. */
+  private deliverQueued(): void {
+    const ev = this.queuedEvents[0];
+    this.cur = null;
+    this.shadow = false; // delivery ends the shadow: the next instruction is the handler's
+    const intercept = this.exceptionIntercept;
+    this.exceptionIntercept = null;
+    try {
+      deliverEvent(this, ev.kind, ev.vector, ev.hasErrorCode, ev.errorCode);
+    } catch (e) {
+      this.handleThrow(e, null);
+      return;
+    } finally {
+      this.exceptionIntercept = intercept;
+    }
+    this.queuedEvents.shift();
   }
 
   /** Startup IPI: real mode at vector << 12 (SDM 10.4.4). */

@@ -1,18 +1,20 @@
 /**
- * STOPGAP ADAPTER: CPU state the kvm Vcpu register API does not expose yet,
- * read and written straight from `vcpu.cpu`. Every function here stands for a
- * KVM ioctl our kvm layer lacks (listed per function); when kvm grows them,
- * this file goes away and callers switch to the Vcpu methods.
+ * VSM-shaped views of vCPU state that the kvm API holds in KVM's shapes:
+ * the VTL-private architectural MSRs as one record (KVM_GET/SET_MSRS), and
+ * single registers out of KVM_GET/SET_DEBUGREGS, KVM_GET/SET_XCRS,
+ * KVM_GET/SET_FPU and KVM_GET/SET_SREGS (CR2) and KVM_GET_VCPU_EVENTS (the
+ * interrupt shadow). Everything goes through those Vcpu calls; nothing here
+ * touches the CPU directly any more.
  *
- * Values are bigints at this edge, like vcpu-regs.ts. Setters check every
- * value before writing anything and throw VsmError for bad ones.
+ * Values are bigints at this edge. Setters check every value before writing
+ * anything and throw VsmError (or the kvm call's KvmError) for bad ones.
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
+import {
+  MSR_CSTAR, MSR_FMASK, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_STAR, MSR_SYSENTER_CS, MSR_SYSENTER_EIP,
+  MSR_SYSENTER_ESP, MSR_TSC_AUX,
+} from '../../x86/regs.js';
 import { VsmError, u64 } from './errors.js';
-
-const big = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
-const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 
 /** Bits 63:47 all equal (48-bit linear addresses). */
 function canonical(v: bigint): boolean {
@@ -20,7 +22,7 @@ function canonical(v: bigint): boolean {
   return top === 0n || top === (1n << 17n) - 1n;
 }
 
-// ---------------------------------------------------------------- MSRs (missing: KVM_GET_MSRS / KVM_SET_MSRS)
+// ---------------------------------------------------------------- MSRs (KVM_GET_MSRS / KVM_SET_MSRS)
 
 /** The VTL-private architectural MSRs of tlfs-vsm-facts §3.2 that are not in KVM_GET_SREGS (EFER, FS/GS base are). */
 export interface PrivateMsrs {
@@ -31,24 +33,26 @@ export interface PrivateMsrs {
 export const PRIVATE_MSR_FIELDS: readonly (keyof PrivateMsrs)[] = [
   'sysenterCs', 'sysenterEsp', 'sysenterEip', 'star', 'lstar', 'cstar', 'sfmask', 'pat', 'kernelGsBase', 'tscAux',
 ];
+/** The MSR number of each field. */
+const MSR_OF: Record<keyof PrivateMsrs, number> = {
+  sysenterCs: MSR_SYSENTER_CS, sysenterEsp: MSR_SYSENTER_ESP, sysenterEip: MSR_SYSENTER_EIP, star: MSR_STAR,
+  lstar: MSR_LSTAR, cstar: MSR_CSTAR, sfmask: MSR_FMASK, pat: MSR_PAT, kernelGsBase: MSR_KERNEL_GS_BASE, tscAux: MSR_TSC_AUX,
+};
 
 export function readPrivateMsrs(vcpu: Vcpu): PrivateMsrs {
-  const c = vcpu.cpu;
-  return {
-    sysenterCs: BigInt(c.sysenterCs & 0xffff),
-    sysenterEsp: big(c.sysenterEspLo, c.sysenterEspHi),
-    sysenterEip: big(c.sysenterEipLo, c.sysenterEipHi),
-    star: big(c.starLo, c.starHi),
-    lstar: big(c.lstarLo, c.lstarHi),
-    cstar: big(c.cstarLo, c.cstarHi),
-    sfmask: BigInt(c.fmask >>> 0),
-    pat: big(c.patLo, c.patHi),
-    kernelGsBase: big(c.kernelGsBaseLo, c.kernelGsBaseHi),
-    tscAux: BigInt(c.tscAux >>> 0),
-  };
+  const got = vcpu.getMsrs(PRIVATE_MSR_FIELDS.map((f) => MSR_OF[f]));
+  if (got.length !== PRIVATE_MSR_FIELDS.length) throw new VsmError(`the Vcpu cannot read MSR ${PRIVATE_MSR_FIELDS[got.length]}`);
+  const m = {} as PrivateMsrs;
+  PRIVATE_MSR_FIELDS.forEach((f, k) => { m[f] = got[k].data; });
+  return m;
 }
 
-/** What WRMSR accepts for each of these MSRs on our CPU (ops/system.ts): the same checks, as VsmError. */
+/**
+ * What WRMSR accepts for each of these MSRs on our CPU (ops/system.ts), as
+ * VsmError. Stricter than a host write (KVM_SET_MSRS makes SYSENTER_ESP/EIP
+ * canonical and keeps SYSENTER_CS bits 15:0): a VTL's register value must be
+ * one its guest could have written.
+ */
 export function checkPrivateMsrs(m: PrivateMsrs): void {
   if (typeof m !== 'object' || m === null) throw new VsmError('the private MSR set is not an object');
   for (const f of PRIVATE_MSR_FIELDS) u64(m[f], `MSR ${f}`);
@@ -65,88 +69,86 @@ export function checkPrivateMsrs(m: PrivateMsrs): void {
   }
 }
 
+/** All ten or none: checkPrivateMsrs first, then one KVM_SET_MSRS. */
 export function writePrivateMsrs(vcpu: Vcpu, m: PrivateMsrs): void {
   checkPrivateMsrs(m);
-  const c = vcpu.cpu;
-  c.sysenterCs = Number(m.sysenterCs);
-  c.sysenterEspLo = lo32(m.sysenterEsp); c.sysenterEspHi = hi32(m.sysenterEsp);
-  c.sysenterEipLo = lo32(m.sysenterEip); c.sysenterEipHi = hi32(m.sysenterEip);
-  c.starLo = lo32(m.star); c.starHi = hi32(m.star);
-  c.lstarLo = lo32(m.lstar); c.lstarHi = hi32(m.lstar);
-  c.cstarLo = lo32(m.cstar); c.cstarHi = hi32(m.cstar);
-  c.fmask = lo32(m.sfmask);
-  c.patLo = lo32(m.pat); c.patHi = hi32(m.pat);
-  c.kernelGsBaseLo = lo32(m.kernelGsBase); c.kernelGsBaseHi = hi32(m.kernelGsBase);
-  c.tscAux = lo32(m.tscAux);
+  const before = readPrivateMsrs(vcpu);
+  const entries = (x: PrivateMsrs) => PRIVATE_MSR_FIELDS.map((f) => ({ index: MSR_OF[f], data: x[f] }));
+  const done = vcpu.setMsrs(entries(m));
+  if (done !== PRIVATE_MSR_FIELDS.length) {
+    vcpu.setMsrs(entries(before)); // values it held a moment ago: accepted again
+    throw new VsmError(`the Vcpu refused MSR ${PRIVATE_MSR_FIELDS[done]} 0x${m[PRIVATE_MSR_FIELDS[done]].toString(16)}`);
+  }
 }
 
-// ---------------------------------------------------------------- debug registers (missing: KVM_GET_DEBUGREGS / KVM_SET_DEBUGREGS)
+// ---------------------------------------------------------------- debug registers (KVM_GET/SET_DEBUGREGS)
 
 /** DR0-DR3, DR6, DR7 (struct kvm_debugregs' db[4], dr6, dr7). */
 export interface DebugRegs { db: [bigint, bigint, bigint, bigint]; dr6: bigint; dr7: bigint }
 
 export function readDebugRegs(vcpu: Vcpu): DebugRegs {
-  const c = vcpu.cpu;
-  const r = (k: number) => big(c.drLo[k], c.drHi[k]);
-  return { db: [r(0), r(1), r(2), r(3)], dr6: r(6), dr7: r(7) };
+  const { db, dr6, dr7 } = vcpu.getDebugRegs();
+  return { db, dr6, dr7 };
 }
 
-/** KVM_SET_DEBUGREGS' checks: DR6 and DR7 bits 63:32 are reserved (EINVAL there). Fixed bits are forced as MOV DR does. */
+/** KVM_SET_DEBUGREGS (DR6/DR7 bits 63:32 are EINVAL; the fixed bits are forced as MOV DR does). */
 export function writeDebugRegs(vcpu: Vcpu, d: DebugRegs): void {
-  if (typeof d !== 'object' || d === null || !Array.isArray(d.db) || d.db.length !== 4) throw new VsmError('debug registers need db[4], dr6 and dr7');
-  d.db.forEach((v, k) => u64(v, `DR${k}`));
-  const dr6 = u64(d.dr6, 'DR6'), dr7 = u64(d.dr7, 'DR7');
-  if (dr6 >> 32n !== 0n || dr7 >> 32n !== 0n) throw new VsmError('DR6 and DR7 bits 63:32 are reserved');
-  const c = vcpu.cpu;
-  d.db.forEach((v, k) => { c.drLo[k] = lo32(v); c.drHi[k] = hi32(v); });
-  c.drLo[6] = lo32(dr6) | 0xffff0ff0; c.drHi[6] = 0;
-  c.drLo[7] = (lo32(dr7) & ~0xd800) | 0x400; c.drHi[7] = 0;
+  if (typeof d !== 'object' || d === null) throw new VsmError('debug registers need db[4], dr6 and dr7');
+  vcpu.setDebugRegs({ db: d.db, dr6: d.dr6, dr7: d.dr7, flags: 0 });
 }
 
-// ---------------------------------------------------------------- XCR0 (missing: KVM_GET_XCRS / KVM_SET_XCRS)
+// ---------------------------------------------------------------- XCR0 (KVM_GET/SET_XCRS)
 
-export function readXcr0(vcpu: Vcpu): bigint { return BigInt(vcpu.cpu.xcr0 >>> 0); }
+/** KVM_GET_XCRS reports exactly one entry, XCR0. */
+export function readXcr0(vcpu: Vcpu): bigint { return vcpu.getXcrs().xcrs[0].value; }
 
-/** XSETBV's rule that matters here: x87 (bit 0) must stay set; our CPU has no state above bit 31. */
+/** XSETBV's rules: x87 (bit 0) set, no bit outside the components the CPU has (KvmError EINVAL otherwise). */
 export function writeXcr0(vcpu: Vcpu, v: bigint): void {
-  u64(v, 'XCR0');
-  if ((v & 1n) === 0n || v >> 32n !== 0n) throw new VsmError(`XCR0 0x${v.toString(16)} must set bit 0 and no bit above 31`);
-  vcpu.cpu.xcr0 = Number(v) | 0;
+  vcpu.setXcrs({ flags: 0, xcrs: [{ xcr: 0, value: u64(v, 'XCR0') }] });
 }
 
-// ---------------------------------------------------------------- x87 / MXCSR (missing: the non-XMM part of KVM_GET_FPU / KVM_SET_FPU)
-
-/** x87 state (our CPU's FXSAVE-layout image without the XMM area) and MXCSR. */
-export interface FpuState { image: Uint8Array; mxcsr: number }
-
-export function readFpu(vcpu: Vcpu): FpuState {
-  return { image: vcpu.cpu.fpuImage.slice(), mxcsr: vcpu.cpu.mxcsr >>> 0 };
-}
-
-export function writeFpu(vcpu: Vcpu, f: FpuState): void {
-  const c = vcpu.cpu;
-  if (!(f?.image instanceof Uint8Array) || f.image.length !== c.fpuImage.length) {
-    throw new VsmError(`the x87 image must be a Uint8Array of ${c.fpuImage.length} bytes`);
-  }
-  if (!Number.isInteger(f.mxcsr) || f.mxcsr < 0 || f.mxcsr > 0xffff) throw new VsmError(`MXCSR 0x${f.mxcsr.toString(16)} sets bits this CPU does not implement`);
-  c.fpuImage.set(f.image);
-  c.mxcsr = f.mxcsr;
-}
-
-// ---------------------------------------------------------------- CR2 (KVM_SET_SREGS has it, but also flushes the TLB)
+// ---------------------------------------------------------------- x87 / MXCSR (KVM_GET/SET_FPU less XMM)
 
 /**
- * CR2 alone. KVM_SET_SREGS would do, but our setSregs() flushes the vCPU's
- * TLB, and a VTL switch must not: DESIGN §3.3 makes a missing flush
- * observable, and CR2 is shared state copied on every switch.
+ * x87 state as the 64-bit FXSAVE image (FCW 0, FSW 2, FTW 4, FOP 6, FIP 8,
+ * FDP 16, ST0-ST7 at 32 + 16k; everything else 0) and MXCSR.
  */
-export function readCr2(vcpu: Vcpu): bigint { return big(vcpu.cpu.cr2Lo, vcpu.cpu.cr2Hi); }
-export function writeCr2(vcpu: Vcpu, v: bigint): void {
-  u64(v, 'CR2');
-  vcpu.cpu.cr2Lo = lo32(v); vcpu.cpu.cr2Hi = hi32(v);
+export interface FpuState { image: Uint8Array; mxcsr: number }
+const IMAGE_BYTES = 512, ST_AT = 32;
+
+export function readFpu(vcpu: Vcpu): FpuState {
+  const f = vcpu.getFpu();
+  const image = new Uint8Array(IMAGE_BYTES), dv = new DataView(image.buffer);
+  dv.setUint16(0, f.fcw, true); dv.setUint16(2, f.fsw, true); image[4] = f.ftwx; dv.setUint16(6, f.lastOpcode, true);
+  dv.setBigUint64(8, f.lastIp, true); dv.setBigUint64(16, f.lastDp, true);
+  f.fpr.forEach((r, k) => image.set(r, ST_AT + 16 * k));
+  return { image, mxcsr: f.mxcsr };
 }
 
-// ---------------------------------------------------------------- event state (missing: KVM_GET_VCPU_EVENTS)
+/** Loads x87 state and MXCSR; the XMM registers keep their values. */
+export function writeFpu(vcpu: Vcpu, s: FpuState): void {
+  if (!(s?.image instanceof Uint8Array) || s.image.length !== IMAGE_BYTES) {
+    throw new VsmError(`the x87 image must be a Uint8Array of ${IMAGE_BYTES} bytes`);
+  }
+  const dv = new DataView(s.image.buffer, s.image.byteOffset, IMAGE_BYTES);
+  vcpu.setFpu({
+    ...vcpu.getFpu(),
+    fcw: dv.getUint16(0, true), fsw: dv.getUint16(2, true), ftwx: s.image[4], lastOpcode: dv.getUint16(6, true),
+    lastIp: dv.getBigUint64(8, true), lastDp: dv.getBigUint64(16, true),
+    fpr: Array.from({ length: 8 }, (_, k) => s.image.slice(ST_AT + 16 * k, ST_AT + 16 * k + 16)),
+    mxcsr: s.mxcsr,
+  });
+}
 
-/** Interrupt shadow (STI / MOV SS blocking), as kvm_vcpu_events.interrupt.shadow reports it. */
-export function interruptShadow(vcpu: Vcpu): boolean { return vcpu.cpu.shadow; }
+// ---------------------------------------------------------------- CR2 (KVM_GET/SET_SREGS)
+
+/** CR2 alone. setSregs with the same CR0/CR3/CR4/EFER does not flush the TLB (except PAE paging outside long mode, as KVM). */
+export function readCr2(vcpu: Vcpu): bigint { return vcpu.getSregs().cr2; }
+export function writeCr2(vcpu: Vcpu, v: bigint): void {
+  vcpu.setSregs({ ...vcpu.getSregs(), cr2: u64(v, 'CR2') });
+}
+
+// ---------------------------------------------------------------- event state (KVM_GET_VCPU_EVENTS)
+
+/** Interrupt shadow (STI / MOV SS blocking), kvm_vcpu_events.interrupt.shadow ≠ 0. */
+export function interruptShadow(vcpu: Vcpu): boolean { return vcpu.getVcpuEvents().interrupt.shadow !== 0; }

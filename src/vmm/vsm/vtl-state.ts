@@ -11,10 +11,11 @@
  *   one value, for EnableVpVtl's initial context, Get/SetVpRegisters on
  *   another VTL, snapshots and tests.
  *
- * Everything goes through the kvm register API (getRegs/setRegs,
- * getSregs/setSregs, getXmm/setXmm) except what that API lacks, which goes
- * through cpu-state-adapter.ts (marked there). Table rows whose mechanism
- * is 'per-vcpu' or 'per-partition' are private or shared by construction and
+ * Everything goes through the kvm vCPU API, named by each row's mechanism:
+ * KVM_GET/SET_REGS, _SREGS (CR2 too: with an unchanged paging context it
+ * does not flush), _FPU (x87, MXCSR, XMM), _DEBUGREGS, _XCRS and _MSRS (the
+ * private MSR record of cpu-state-adapter.ts). Rows whose mechanism is
+ * 'per-vcpu' or 'per-partition' are private or shared by construction and
  * are never copied; 'not-modelled' rows name state our CPU does not have.
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
@@ -24,17 +25,14 @@ import {
   MSR_CSTAR, MSR_EFER, MSR_FMASK, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE, MSR_LSTAR, MSR_PAT, MSR_STAR,
   MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, MSR_TSC, MSR_TSC_AUX,
 } from '../../x86/regs.js';
-import {
-  checkPrivateMsrs, readCr2, readDebugRegs, readFpu, readPrivateMsrs, readXcr0, writeCr2, writeDebugRegs, writeFpu,
-  writePrivateMsrs, writeXcr0, type PrivateMsrs,
-} from './cpu-state-adapter.js';
+import { checkPrivateMsrs, readPrivateMsrs, writePrivateMsrs, type PrivateMsrs } from './cpu-state-adapter.js';
 import { VsmError, u64 } from './errors.js';
 
 /** Whose the state is: one copy per VTL, one copy per VP, or private unless VsmCapabilities.Dr6Shared. */
 export type VtlStateScope = 'private' | 'shared' | 'dr6';
 
 /** How the VMM reaches it (see the file comment). */
-export type VtlStateMechanism = 'regs' | 'sregs' | 'xmm' | 'adapter' | 'per-vcpu' | 'per-partition' | 'not-modelled';
+export type VtlStateMechanism = 'regs' | 'sregs' | 'fpu' | 'debugregs' | 'xcrs' | 'msrs' | 'per-vcpu' | 'per-partition' | 'not-modelled';
 
 export interface VtlStateItem {
   readonly name: string;
@@ -81,31 +79,31 @@ export const VTL_STATE: readonly VtlStateItem[] = [
   item('cr3', 'control', 'private', 'sregs', { hvRegister: R.Cr3 }),
   item('cr4', 'control', 'private', 'sregs', { hvRegister: R.Cr4 }),
   item('cr8', 'control', 'private', 'sregs', { hvRegister: R.Cr8 }), // the TPR of this VTL's own local APIC
-  item('cr2', 'control', 'shared', 'adapter', { hvRegister: R.Cr2 }),
-  item('xcr0', 'control', 'shared', 'adapter', { hvRegister: R.Xfem }),
+  item('cr2', 'control', 'shared', 'sregs', { hvRegister: R.Cr2 }),
+  item('xcr0', 'control', 'shared', 'xcrs', { hvRegister: R.Xfem }),
   // debug registers
-  item('dr7', 'debug', 'private', 'adapter', { hvRegister: R.Dr7 }),
-  item('dr6', 'debug', 'dr6', 'adapter', { hvRegister: R.Dr6 }),
-  ...[0, 1, 2, 3].map((k) => item(`dr${k}`, 'debug', 'shared', 'adapter', { hvRegister: R.Dr0 + k })),
+  item('dr7', 'debug', 'private', 'debugregs', { hvRegister: R.Dr7 }),
+  item('dr6', 'debug', 'dr6', 'debugregs', { hvRegister: R.Dr6 }),
+  ...[0, 1, 2, 3].map((k) => item(`dr${k}`, 'debug', 'shared', 'debugregs', { hvRegister: R.Dr0 + k })),
   // descriptor tables and segments
   item('idtr', 'segment', 'private', 'sregs', { hvRegister: R.Idtr }),
   item('gdtr', 'segment', 'private', 'sregs', { hvRegister: R.Gdtr }),
   ...(['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldtr'] as const).map((s) =>
     item(s, 'segment', 'private', 'sregs', { hvRegister: ({ cs: R.Cs, ds: R.Ds, es: R.Es, fs: R.Fs, gs: R.Gs, ss: R.Ss, tr: R.Tr, ldtr: R.Ldtr })[s] })),
   // architectural MSRs
-  item('SYSENTER_CS', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_CS, hvRegister: R.SysenterCs }),
-  item('SYSENTER_ESP', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_ESP, hvRegister: R.SysenterEsp }),
-  item('SYSENTER_EIP', 'msr', 'private', 'adapter', { msr: MSR_SYSENTER_EIP, hvRegister: R.SysenterEip }),
-  item('STAR', 'msr', 'private', 'adapter', { msr: MSR_STAR, hvRegister: R.Star }),
-  item('LSTAR', 'msr', 'private', 'adapter', { msr: MSR_LSTAR, hvRegister: R.Lstar }),
-  item('CSTAR', 'msr', 'private', 'adapter', { msr: MSR_CSTAR, hvRegister: R.Cstar }),
-  item('SFMASK', 'msr', 'private', 'adapter', { msr: MSR_FMASK, hvRegister: R.Sfmask }),
+  item('SYSENTER_CS', 'msr', 'private', 'msrs', { msr: MSR_SYSENTER_CS, hvRegister: R.SysenterCs }),
+  item('SYSENTER_ESP', 'msr', 'private', 'msrs', { msr: MSR_SYSENTER_ESP, hvRegister: R.SysenterEsp }),
+  item('SYSENTER_EIP', 'msr', 'private', 'msrs', { msr: MSR_SYSENTER_EIP, hvRegister: R.SysenterEip }),
+  item('STAR', 'msr', 'private', 'msrs', { msr: MSR_STAR, hvRegister: R.Star }),
+  item('LSTAR', 'msr', 'private', 'msrs', { msr: MSR_LSTAR, hvRegister: R.Lstar }),
+  item('CSTAR', 'msr', 'private', 'msrs', { msr: MSR_CSTAR, hvRegister: R.Cstar }),
+  item('SFMASK', 'msr', 'private', 'msrs', { msr: MSR_FMASK, hvRegister: R.Sfmask }),
   item('EFER', 'msr', 'private', 'sregs', { msr: MSR_EFER, hvRegister: R.Efer }),
-  item('PAT', 'msr', 'private', 'adapter', { msr: MSR_PAT, hvRegister: R.Pat }),
-  item('KERNEL_GS_BASE', 'msr', 'private', 'adapter', { msr: MSR_KERNEL_GS_BASE, hvRegister: R.KernelGsBase }),
+  item('PAT', 'msr', 'private', 'msrs', { msr: MSR_PAT, hvRegister: R.Pat }),
+  item('KERNEL_GS_BASE', 'msr', 'private', 'msrs', { msr: MSR_KERNEL_GS_BASE, hvRegister: R.KernelGsBase }),
   item('FS.BASE', 'msr', 'private', 'sregs', { msr: MSR_FS_BASE }),
   item('GS.BASE', 'msr', 'private', 'sregs', { msr: MSR_GS_BASE }),
-  item('TSC_AUX', 'msr', 'private', 'adapter', { msr: MSR_TSC_AUX, hvRegister: R.TscAux }),
+  item('TSC_AUX', 'msr', 'private', 'msrs', { msr: MSR_TSC_AUX, hvRegister: R.TscAux }),
   item('TSC', 'msr', 'private', 'per-vcpu', { msr: MSR_TSC, hvRegister: R.Tsc }), // each Vcpu keeps its own TSC offset
   item('MTRRs', 'msr', 'shared', 'not-modelled'),
   item('MCG_CAP', 'msr', 'shared', 'not-modelled'),
@@ -113,9 +111,9 @@ export const VTL_STATE: readonly VtlStateItem[] = [
   // local APIC: a whole instance per VTL, which each Vcpu has
   item('local APIC', 'apic', 'private', 'per-vcpu', { hvRegister: R.ApicBase }),
   // FP / vector state
-  item('x87', 'fpu', 'shared', 'adapter'),
-  item('mxcsr', 'fpu', 'shared', 'adapter'),
-  ...Array.from({ length: 16 }, (_, k) => item(`xmm${k}`, 'fpu', 'shared', 'xmm', { hvRegister: R.Xmm0 + k })),
+  item('x87', 'fpu', 'shared', 'fpu'),
+  item('mxcsr', 'fpu', 'shared', 'fpu'),
+  ...Array.from({ length: 16 }, (_, k) => item(`xmm${k}`, 'fpu', 'shared', 'fpu', { hvRegister: R.Xmm0 + k })),
   item('AVX', 'fpu', 'shared', 'not-modelled'),
   // synthetic MSRs: each VTL's Vm has its own HvPartition and each Vcpu its own HvVp
   ...PRIVATE_SYNTHETIC.map(([n, msr]) => item(n, 'synthetic-msr', 'private', 'per-vcpu', msr === undefined ? {} : { msr })),
@@ -129,7 +127,7 @@ export const VTL_STATE: readonly VtlStateItem[] = [
 /** Options every operation takes: VsmCapabilities.Dr6Shared decides DR6's side (§3.2). */
 export interface VtlStateOptions { readonly dr6Shared: boolean }
 
-/** The private registers of one VTL of one VP that live in CPU registers (everything 'regs', 'sregs' and 'adapter'). */
+/** The private registers of one VTL of one VP that live in CPU registers (the 'regs', 'sregs', 'debugregs' and 'msrs' rows). */
 export interface VtlPrivateState {
   rip: bigint; rsp: bigint; rflags: bigint;
   /** Segments, descriptor tables, CR0/CR3/CR4/CR8, EFER (FS/GS base are the segment bases), APIC base. */
@@ -143,17 +141,24 @@ export interface VtlPrivateState {
 export function savePrivate(vcpu: Vcpu, opts: VtlStateOptions): VtlPrivateState {
   const r = vcpu.getRegs();
   const { cr2: _cr2, ...sregs } = vcpu.getSregs();
-  const d = readDebugRegs(vcpu);
+  const d = vcpu.getDebugRegs();
   const s: VtlPrivateState = { rip: r.rip, rsp: r.rsp, rflags: r.rflags, sregs, msrs: readPrivateMsrs(vcpu), dr7: d.dr7 };
   if (!opts.dr6Shared) s.dr6 = d.dr6;
   return s;
 }
 
+/** DR7 (and DR6 when private) from `state`; DR0-DR3 (and a shared DR6) stay. */
+function loadDebug(vcpu: Vcpu, dr7: bigint, dr6: bigint | undefined): void {
+  const d = vcpu.getDebugRegs();
+  vcpu.setDebugRegs({ ...d, dr7, dr6: dr6 ?? d.dr6 });
+}
+
 /**
  * Loads a VTL's private registers into its Vcpu; shared registers (and CR2)
- * keep their values. All or nothing: a value KVM_SET_REGS/SREGS or the
- * adapter rejects throws (KvmError or VsmError) with the Vcpu unchanged.
- * setSregs flushes the Vcpu's TLB, as loading CR3/CR0/CR4 does.
+ * keep their values. All or nothing: a value KVM_SET_REGS/SREGS/DEBUGREGS or
+ * checkPrivateMsrs rejects throws (KvmError or VsmError) with the Vcpu
+ * unchanged. setSregs flushes the Vcpu's TLB exactly when the paging context
+ * (CR0, CR3, CR4, EFER) changes, as loading CR3/CR0/CR4 would.
  */
 export function loadPrivate(vcpu: Vcpu, state: VtlPrivateState, opts: VtlStateOptions): void {
   if (typeof state !== 'object' || state === null) throw new VsmError('the private VTL state is not an object');
@@ -161,17 +166,17 @@ export function loadPrivate(vcpu: Vcpu, state: VtlPrivateState, opts: VtlStateOp
   u64(state.dr7, 'DR7');
   if (!opts.dr6Shared && state.dr6 === undefined) throw new VsmError('DR6 is private (Dr6Shared = 0) but the state has none');
   const before = savePrivate(vcpu, opts);
+  const cr2 = vcpu.getSregs().cr2;
   try {
-    vcpu.setSregs({ ...state.sregs, cr2: readCr2(vcpu) });
+    vcpu.setSregs({ ...state.sregs, cr2 });
     vcpu.setRegs({ ...vcpu.getRegs(), rip: state.rip, rsp: state.rsp, rflags: state.rflags });
-    const d = readDebugRegs(vcpu);
-    writeDebugRegs(vcpu, { ...d, dr7: state.dr7, dr6: opts.dr6Shared ? d.dr6 : state.dr6! });
+    loadDebug(vcpu, state.dr7, opts.dr6Shared ? undefined : state.dr6);
     writePrivateMsrs(vcpu, state.msrs);
   } catch (e) {
     // Put back what was there (those values were accepted before, so this cannot fail).
-    vcpu.setSregs({ ...before.sregs, cr2: readCr2(vcpu) });
+    vcpu.setSregs({ ...before.sregs, cr2 });
     vcpu.setRegs({ ...vcpu.getRegs(), rip: before.rip, rsp: before.rsp, rflags: before.rflags });
-    writeDebugRegs(vcpu, { ...readDebugRegs(vcpu), dr7: before.dr7, dr6: before.dr6 ?? readDebugRegs(vcpu).dr6 });
+    loadDebug(vcpu, before.dr7, before.dr6);
     writePrivateMsrs(vcpu, before.msrs);
     throw e;
   }
@@ -181,7 +186,9 @@ export function loadPrivate(vcpu: Vcpu, state: VtlPrivateState, opts: VtlStateOp
  * Copies the shared state of §3.2 from the Vcpu of the VTL being left to the
  * Vcpu of the VTL being entered: RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8-R15,
  * CR2, XCR0, DR0-DR3 (and DR6 when shared), x87, MXCSR and XMM0-15. The
- * target's private state, its TLB and its pending events are left alone.
+ * target's private state, its TLB and its pending events are left alone
+ * (setting CR2 keeps the target's paging context, so nothing is flushed;
+ * KVM_SET_SREGS would flush for PAE paging outside long mode, and so do we).
  */
 export function copyShared(from: Vcpu, to: Vcpu, opts: VtlStateOptions): void {
   if (from === to) throw new VsmError('copyShared needs two different Vcpus (one per VTL)');
@@ -189,10 +196,9 @@ export function copyShared(from: Vcpu, to: Vcpu, opts: VtlStateOptions): void {
   const dst = to.getRegs();
   for (const g of SHARED_GPRS) dst[g] = src[g];
   to.setRegs(dst);
-  for (let k = 0; k < 16; k++) to.setXmm(k, from.getXmm(k));
-  writeFpu(to, readFpu(from));
-  writeCr2(to, readCr2(from));
-  writeXcr0(to, readXcr0(from));
-  const ds = readDebugRegs(from), dd = readDebugRegs(to);
-  writeDebugRegs(to, { db: ds.db, dr7: dd.dr7, dr6: opts.dr6Shared ? ds.dr6 : dd.dr6 });
+  to.setFpu(from.getFpu());
+  to.setSregs({ ...to.getSregs(), cr2: from.getSregs().cr2 });
+  to.setXcrs(from.getXcrs());
+  const ds = from.getDebugRegs(), dd = to.getDebugRegs();
+  to.setDebugRegs({ db: ds.db, dr7: dd.dr7, dr6: opts.dr6Shared ? ds.dr6 : dd.dr6, flags: 0 });
 }
