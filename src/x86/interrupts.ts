@@ -38,6 +38,8 @@ export function deliverEvent(c: Cpu, kind: EventKind, vector: number, hasErr: bo
     c.deliveryDepth++;
     deliver(c, kind, vector, hasErr, err);
     c.deliveryDepth--;
+    // NMIs are blocked from a successful delivery until the next IRET (a delivery that faulted or was abandoned blocks nothing).
+    if (kind === EventKind.Nmi) c.nmiBlocked = true;
     c.runState = CpuRunState.Running;
   } catch (e) {
     c.deliveryDepth--;
@@ -68,7 +70,6 @@ function idtErr(vector: number, kind: EventKind): number {
 }
 
 function deliver(c: Cpu, kind: EventKind, vector: number, hasErr: boolean, err: number): void {
-  if (kind === EventKind.Nmi) c.nmiBlocked = true;
   const flags = materializeFlags(c);
   if (!(c.cr0 & CR0_PE)) { deliverReal(c, vector, flags); return; }
   if (c.longMode) deliverLong(c, kind, vector, hasErr, err, flags);

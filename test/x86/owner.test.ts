@@ -411,3 +411,20 @@ test('an external interrupt whose stack push the owner denies: run() returns nor
   assert.equal(m.stubVector(), 0x40);
   assert.equal(m.stack64(1)[0], BigInt(CODE));
 });
+
+test('an NMI whose stack push the owner denies stays pending and unblocked; it is delivered once the page is allowed', () => {
+  const m = machine();
+  const c = m.cpu;
+  c.injectNmi();
+  m.host.perms.set(pfn(KSTACK - 8), ACCESS_READ);
+  m.asm('.code64\n nop\n hlt', CODE);
+  assert.doesNotThrow(() => c.run(100));
+  assert.equal(faults(m).length, 1);
+  assert.equal(c.nmiPending, true, 'the NMI is still pending');
+  assert.equal(c.nmiBlocked, false, 'an abandoned delivery does not block NMIs');
+  m.host.perms.clear();
+  c.permissionsChanged();
+  m.runToHalt();
+  assert.equal(m.stubVector(), 2);
+  assert.equal(c.nmiBlocked, true, 'blocked from the successful delivery until IRET');
+});
