@@ -3,6 +3,13 @@
  * kernel, and the deterministic scheduler that runs every vCPU on one thread
  * (DESIGN §3.5): fixed instruction quanta in rounds, PAUSE and HLT yield, and
  * when every vCPU is halted guest time jumps to the next timer.
+ *
+ * With hv-vsm (AccessVsm) the machine is also a VSM partition (vsm/partition.ts):
+ * the scheduler runs virtual processors, each of which has one Vcpu per
+ * enabled VTL of which only the active VTL's runs; the others wait in
+ * HV_INACTIVE_VTL. A parked higher VTL whose Vcpu reports a wake-up is
+ * entered with entry reason "interrupt" before the VP runs again; a parked
+ * lower VTL waits until the VP returns to it (tlfs-vsm-facts §3.10).
  */
 import { GuestClock } from '../kvm/clock.js';
 import { KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_WRITE, type VcpuExit } from '../kvm/exits.js';
@@ -30,7 +37,10 @@ import { EventFdPoll } from '../kvm/eventfd.js';
 import { IoBus, type PioSize } from './io-bus.js';
 import { loadMultiboot, type MultibootModule } from './loader/multiboot.js';
 import { describeVcpu } from './diagnose.js';
-import { HvCall, HvStatus } from '../spec/tlfs.js';
+import { HvCall, HvStatus, HvVtlEntryReason } from '../spec/tlfs.js';
+import { VsmPartition } from './vsm/partition.js';
+import { handleVsmHypercall } from './vsm/hc-vsm.js';
+import { enterHigherVtl } from './vsm/vtl-switch.js';
 
 /** One line: which access of which page the memory attributes denied. */
 function describeMemoryFault(e: Extract<VcpuExit, { reason: 'memory-fault' }>): string {
@@ -91,6 +101,8 @@ export class Machine {
   readonly eventFds = new EventFdPoll();
   /** The doorbell device, when MachineOptions.doorbell asks for it. */
   readonly doorbell: Doorbell | null = null;
+  /** The VSM partition (VTL Vms and Vcpus beyond VTL0), when the Hyper-V features grant AccessVsm (hv-vsm). */
+  readonly vsm: VsmPartition | null = null;
   /** The only way device models may reach guest memory (guest-memory-access.ts). */
   readonly guestMemory: GuestMemoryAccess;
   private readonly opts: MachineOptions;
@@ -126,6 +138,10 @@ export class Machine {
       if (k === 0) enterMultiboot(v.cpu, boot.entry, boot.eax, boot.ebx);
       else v.cpu.runState = CpuRunState.WaitForSipi;
       this.vcpus.push(v);
+    }
+    if (hv.has('AccessVsm')) {
+      // Vcpus of higher VTLs get the same CPUID and scheduling settings as VTL0's (their state comes from EnableVpVtl).
+      this.vsm = new VsmPartition(this.vm, { prepareVcpu: (v) => { v.setCpuid(cpuid); v.cpu.pauseExits = true; } });
     }
     this.io.register(COM1_BASE, UART_PORT_COUNT, new Uart16550((b) => this.serialByte(b)), 'COM1');
     this.io.register(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT, new DebugExit((v) => { this.exitCode = v; }), 'isa-debug-exit');
@@ -163,13 +179,16 @@ export class Machine {
         // Guest time advances by the longest any vCPU ran this round (see runVcpu).
         let roundInsns = 0;
         let anyRan = false;
-        for (const v of this.vcpus) {
-          v.startRound();
-          v.apic.tick();
-          v.hv?.tick();
-          if (!v.runnable) continue;
+        for (let k = 0; k < this.vcpus.length; k++) {
+          const all = this.vcpusOfVp(k);
+          for (const v of all) {
+            v.startRound();
+            v.apic.tick();
+            v.hv?.tick();
+          }
+          if (!this.vpRunnable(k)) continue;
           anyRan = true;
-          const used = this.runVcpu(v);
+          const used = this.runVp(k);
           if (typeof used !== 'number') return used;
           roundInsns = Math.max(roundInsns, used);
         }
@@ -183,7 +202,9 @@ export class Machine {
         } else {
           // Every vCPU is halted or waiting: jump to the next timer event, if any.
           let next = Infinity;
-          for (const v of this.vcpus) next = Math.min(next, v.apic.nextTimerDeadlineNs(), v.hv?.nextDeadlineNs() ?? Infinity);
+          for (let k = 0; k < this.vcpus.length; k++) {
+            for (const v of this.vcpusOfVp(k)) next = Math.min(next, v.apic.nextTimerDeadlineNs(), v.hv?.nextDeadlineNs() ?? Infinity);
+          }
           if (next === Infinity) {
             return { kind: 'hang', why: 'every vCPU is halted and no timer is armed', detail: this.describe(0) };
           }
@@ -199,16 +220,54 @@ export class Machine {
     }
   }
 
+  /** Every Vcpu of VP `k`: its VTL0 Vcpu, and with VSM those of its higher VTLs. */
+  private vcpusOfVp(k: number): Vcpu[] {
+    return this.vsm === null ? [this.vcpus[k]] : this.vsm.vcpusOf(this.vcpus[k].id);
+  }
+
+  /** Whether VP `k` can make progress: its active Vcpu can, or a parked higher VTL has an event that enters it. */
+  private vpRunnable(k: number): boolean {
+    if (this.vsm === null) return this.vcpus[k].runnable;
+    const vp = this.vsm.vps[this.vcpus[k].id]!;
+    if (vp.active.runnable) return true;
+    for (let vtl = vp.activeVtl + 1; vtl < vp.vcpus.length; vtl++) if (vp.isEnabled(vtl) && vp.vcpus[vtl]!.runnable) return true;
+    return false;
+  }
+
   /**
-   * Runs one vCPU for up to its quantum, handling its exits. Returns the guest
-   * time it used, in instructions: what it ran if it halted (it sleeps from
-   * then on), the whole quantum otherwise (a PAUSE yields the rest of the
-   * quantum, so spin-waits cannot slow guest time down). Returns a result when
-   * the machine stops.
+   * The Vcpu VP `k` runs next. With VSM: a parked higher VTL whose Vcpu
+   * reports a wake-up (kvm §3.3) is entered first, with entry reason
+   * "interrupt"; the highest such VTL wins (§3.10). Parked lower VTLs are
+   * never run here: their events wait until the VP returns to them.
    */
-  private runVcpu(v: Vcpu): number | MachineResult {
+  private vcpuToRun(k: number): Vcpu {
+    const vsm = this.vsm;
+    if (vsm === null) return this.vcpus[k];
+    const vp = vsm.vps[this.vcpus[k].id]!;
+    for (let vtl = vp.vcpus.length - 1; vtl > vp.activeVtl; vtl--) {
+      const parked = vp.vcpus[vtl];
+      if (parked === undefined || !vp.isEnabled(vtl) || !parked.runnable) continue;
+      const e = parked.run(0); // applies a pending VtlReturn completion, then reports the wake-up
+      if (e.reason === 'system-event' && e.type === 'wakeup') {
+        enterHigherVtl(vsm, vp, vtl, HvVtlEntryReason.Interrupt);
+        break;
+      }
+    }
+    return vp.active;
+  }
+
+  /**
+   * Runs one VP for up to its quantum, handling its exits; with VSM the Vcpu
+   * may change when a VTL switch happens. Returns the guest time it used, in
+   * instructions: what it ran if it halted (it sleeps from then on), the
+   * whole quantum otherwise (a PAUSE yields the rest of the quantum, so
+   * spin-waits cannot slow guest time down). Returns a result when the
+   * machine stops.
+   */
+  private runVp(k: number): number | MachineResult {
     let left = this.quantum;
     while (left > 0) {
+      const v = this.vcpuToRun(k);
       const before = v.cpu.icount;
       const exit = v.run(left);
       const n = v.cpu.icount - before;
@@ -241,6 +300,8 @@ export class Machine {
       case 'shutdown':
         return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
       case 'hyperv-hcall':
+        // The VSM calls (EnablePartitionVtl, EnableVpVtl, VtlCall, VtlReturn, Get/SetVpRegisters) go to the partition.
+        if (this.vsm !== null && handleVsmHypercall(this.vsm, v, exit)) return undefined;
         v.completeHypercall(this.answerHypercall(exit));
         return undefined;
       case 'hypercall':
@@ -250,15 +311,17 @@ export class Machine {
         // Nothing here restricts memory yet (VSM will): stop cleanly instead of re-running the access forever.
         return { kind: 'shutdown', vcpu: v.id, why: `unhandled memory-fault exit: ${describeMemoryFault(exit)}`, detail: describeVcpu(v) };
       case 'system-event':
-        return { kind: 'shutdown', vcpu: v.id, why: `unhandled system-event exit (${exit.type}): no vCPU of this machine is an inactive VTL`, detail: describeVcpu(v) };
+        // Only a parked (inactive-VTL) Vcpu reports wake-ups, and the scheduler never runs one except in vcpuToRun.
+        return { kind: 'shutdown', vcpu: v.id, why: `unexpected system-event exit (${exit.type}) from a vCPU the scheduler ran as active`, detail: describeVcpu(v) };
       default:
         return undefined;
     }
   }
 
   /**
-   * The VMM's answer to a hypercall the kernel passed up (KVM_EXIT_HYPERV).
-   * No VMM service exists yet, so the answer is what QEMU gives without a
+   * The VMM's answer to a hypercall the kernel passed up (KVM_EXIT_HYPERV)
+   * that no VMM service handles (with VSM, vsm/hc-vsm.ts takes its calls
+   * first). The answer is what QEMU gives without a
    * handler (target/i386/kvm/hyperv.c, hw/hyperv/hyperv.c): PostMessage and
    * SignalEvent to a connection nobody registered are
    * HV_STATUS_INVALID_CONNECTION_ID, any other call HV_STATUS_INVALID_HYPERCALL_CODE.
@@ -292,5 +355,9 @@ export class Machine {
     return 0n;
   }
 
-  describe(index: number): string { return describeVcpu(this.vcpus[index]); }
+  /** VP `index`'s Vcpu in the VTL it is in (VTL0's without VSM). */
+  describe(index: number): string {
+    const v = this.vcpus[index];
+    return describeVcpu(this.vsm?.vps[v.id]?.active ?? v);
+  }
 }

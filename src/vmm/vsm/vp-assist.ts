@@ -77,6 +77,13 @@ export class VpAssistPage {
     this.mem.write64(this.gpa + HvVpAssist.VtlReturnRcx, rcx);
   }
 
+  writeVtlReturn32(r: VtlReturnRegisters32): void {
+    const m = this.mem, g = this.gpa;
+    m.write32(g + HvVpAssistX86.VtlReturnEax, r.eax >>> 0);
+    m.write32(g + HvVpAssistX86.VtlReturnEcx, r.ecx >>> 0);
+    m.write32(g + HvVpAssistX86.VtlReturnEdx, r.edx >>> 0);
+  }
+
   readVtlReturn32(): VtlReturnRegisters32 {
     const m = this.mem, g = this.gpa;
     return { eax: m.read32(g + HvVpAssistX86.VtlReturnEax), ecx: m.read32(g + HvVpAssistX86.VtlReturnEcx), edx: m.read32(g + HvVpAssistX86.VtlReturnEdx) };

@@ -1,0 +1,202 @@
+/**
+ * The VMM's VSM partition (DESIGN §1, §4; README.md "State the VMM keeps"):
+ * one kvm `Vm` per enabled VTL over the same guest memory, one `Vcpu` per
+ * (VP, VTL) pair, and the VSM state the TLFS gives the partition and its
+ * VPs: enabled VTL sets, each VP's active VTL and the VTLs it entered from,
+ * and the values of the VSM registers (tlfs-vsm-facts §3.6, §3.7).
+ *
+ * VTL0 is the machine's own Vm and Vcpus. Enabling VTL n for the partition
+ * creates VTL n's Vm (same memory, same memslots, same clock, same Hyper-V
+ * features, so AccessVsm lets its Vcpus park in HV_INACTIVE_VTL); enabling
+ * it on a VP creates that Vm's Vcpu with the VP's index as its id. kvm knows
+ * nothing of this: the hypercall handlers (hc-vsm.ts) and the switch
+ * (vtl-switch.ts) are the only users of these objects besides the scheduler.
+ */
+import type { Vcpu } from '../../kvm/vcpu.js';
+import { Vm } from '../../kvm/vm.js';
+import { HvRegisterName as N, HvStatus } from '../../spec/tlfs.js';
+import { VsmError, u64, uint } from './errors.js';
+import { PROTECTION_ALL } from './protection-mask.js';
+import {
+  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, codePageOffsetsFor, decodePartitionConfig,
+  decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
+} from './vsm-registers.js';
+
+/** The VTLs this VMM can run: 0, 1 and 2 (DESIGN §4 "any number of VTLs the partition allows (0..2)"). */
+export const VSM_MAX_SUPPORTED_VTL = 2;
+
+export interface VsmPartitionOptions {
+  /** HvRegisterVsmPartitionStatus.MaximumVtl: the highest VTL the guest may enable (1, as Hyper-V, or 2). Default 1. */
+  readonly maximumVtl?: number;
+  /** Makes a new Vcpu one of the machine's (CPUID, scheduler settings); called before its context is loaded. */
+  readonly prepareVcpu?: (vcpu: Vcpu, vtl: number) => void;
+}
+
+/** One virtual processor: its Vcpu in each VTL enabled on it, and where it is. */
+export class VsmVp {
+  /** The VTL the VP runs in now (HvRegisterVsmVpStatus.ActiveVtl). */
+  activeVtl = 0;
+  /** Bit n: VTL n is enabled on this VP (EnabledVtlSet); VTL0 always is. */
+  enabledVtlSet = 1;
+  /** Index = VTL: the Vcpu of that VTL, once created. A Vcpu exists before its VTL is enabled only if a load of its initial context failed. */
+  readonly vcpus: (Vcpu | undefined)[] = [];
+  /** The VTLs this VP entered higher VTLs from, innermost last: VtlReturn goes back to the top one (README.md). */
+  readonly returnStack: number[] = [];
+  /** MP state a lower VTL's Vcpu had when the VP left it (HALTED if an interrupt entry found it halted). */
+  readonly resumeMpState: number[] = [];
+  /** HvRegisterVsmVpSecureConfigVtlN values, key = 16 × configuring VTL + N (§3.7: one per (higher VTL, lower VTL) pair). */
+  readonly secureConfig = new Map<number, bigint>();
+
+  constructor(readonly index: number, vtl0: Vcpu) { this.vcpus[0] = vtl0; }
+
+  /** The Vcpu of the active VTL: the only one of this VP that runs. */
+  get active(): Vcpu { return this.vcpus[this.activeVtl]!; }
+
+  isEnabled(vtl: number): boolean { return (this.enabledVtlSet & (1 << vtl)) !== 0; }
+}
+
+export class VsmPartition {
+  readonly maximumVtl: number;
+  /** What HvRegisterVsmCapabilities reports; nothing optional yet (vsm-registers.ts). */
+  readonly capabilities: VsmCapabilities = DEFAULT_VSM_CAPABILITIES;
+  /** Index = VTL: that VTL's Vm once the partition enabled it; [0] is the machine's Vm. */
+  readonly vms: (Vm | undefined)[];
+  /** Index = VP index (= the VTL0 Vcpu id). */
+  readonly vps: (VsmVp | undefined)[] = [];
+  /** Bit n: VTL n is enabled for the partition (HvRegisterVsmPartitionStatus.EnabledVtlSet). */
+  enabledVtlSet = 1;
+  /** Bit n: VTL n has been enabled on at least one VP (EnableVpVtl's privilege rule, §2.13). */
+  enabledOnAnyVp = 1;
+  private readonly prepareVcpu: (vcpu: Vcpu, vtl: number) => void;
+  /** HvRegisterVsmPartitionConfig of each VTL ≥ 1 (index = VTL). */
+  private readonly partitionConfig: bigint[] = [];
+  private readonly owners = new Map<Vcpu, { vp: VsmVp; vtl: number }>();
+
+  constructor(vtl0: Vm, opts: VsmPartitionOptions = {}) {
+    if (vtl0.hyperv === null || !vtl0.hyperv.features.has('AccessVsm')) {
+      throw new VsmError('a VSM partition needs a Vm whose Hyper-V features grant AccessVsm (hv-vsm)');
+    }
+    this.maximumVtl = uint(opts.maximumVtl ?? 1, VSM_MAX_SUPPORTED_VTL, 'maximum VTL');
+    if (this.maximumVtl < 1) throw new VsmError('the maximum VTL of a VSM partition must be at least 1');
+    this.prepareVcpu = opts.prepareVcpu ?? (() => {});
+    this.vms = [vtl0];
+    for (const v of vtl0.vcpus) {
+      const vp = new VsmVp(v.id, v);
+      this.vps[v.id] = vp;
+      this.owners.set(v, { vp, vtl: 0 });
+    }
+  }
+
+  get vtl0(): Vm { return this.vms[0]!; }
+
+  /** The VP and VTL a Vcpu of this partition stands for, or undefined for a Vcpu that is not ours. */
+  locate(vcpu: Vcpu): { vp: VsmVp; vtl: number } | undefined { return this.owners.get(vcpu); }
+
+  isPartitionVtlEnabled(vtl: number): boolean { return (this.enabledVtlSet & (1 << vtl)) !== 0; }
+
+  /** Every Vcpu of VP `index`, lowest VTL first (the scheduler ticks them all). */
+  vcpusOf(index: number): Vcpu[] {
+    const vp = this.vps[index];
+    return vp === undefined ? [] : vp.vcpus.filter((v): v is Vcpu => v !== undefined);
+  }
+
+  // ---------------------------------------------------------------- enabling (§2.12, §2.13)
+
+  /** EnablePartitionVtl's effect: VTL `vtl`'s Vm over VTL0's memory, with VTL0's memslots (the caller checked the rules). */
+  enablePartitionVtl(vtl: number): Vm {
+    uint(vtl, this.maximumVtl, 'VTL');
+    if (vtl === 0 || this.isPartitionVtlEnabled(vtl)) throw new VsmError(`VTL${vtl} is already enabled for the partition`);
+    const base = this.vtl0;
+    const vm = new Vm({
+      memorySize: base.mem.size, memory: base.mem, clock: base.clock, trace: base.trace !== null,
+      hyperv: base.hyperv!.features, defaultMemslot: false,
+    });
+    for (const s of base.memslots.list()) vm.setUserMemoryRegion({ slot: s.id, flags: s.flags, guestPhysAddr: s.guestPhysAddr, memorySize: s.memorySize });
+    this.vms[vtl] = vm;
+    this.enabledVtlSet |= 1 << vtl;
+    return vm;
+  }
+
+  /**
+   * The Vcpu that will be VP `vp`'s VTL `vtl` (the partition VTL must be
+   * enabled): created on first use, with the VP index as its id. It is not
+   * enabled until commitVpVtl(): EnableVpVtl loads its initial context in
+   * between and may refuse it, and kvm has no way to destroy a vCPU.
+   */
+  vcpuForVpVtl(vp: VsmVp, vtl: number): Vcpu {
+    const vm = this.vms[vtl];
+    if (vtl === 0 || vm === undefined) throw new VsmError(`VTL${vtl} is not enabled for the partition`);
+    const existing = vp.vcpus[vtl];
+    if (existing !== undefined) return existing;
+    const v = vm.createVcpu(vp.index);
+    this.prepareVcpu(v, vtl);
+    vp.vcpus[vtl] = v;
+    this.owners.set(v, { vp, vtl });
+    return v;
+  }
+
+  /** Marks VTL `vtl` enabled on `vp` once its Vcpu holds the initial context (the caller parks it). */
+  commitVpVtl(vp: VsmVp, vtl: number): void {
+    if (vp.vcpus[vtl] === undefined) throw new VsmError(`VP ${vp.index} has no Vcpu for VTL${vtl}`);
+    vp.enabledVtlSet |= 1 << vtl;
+    this.enabledOnAnyVp |= 1 << vtl;
+  }
+
+  // ---------------------------------------------------------------- VSM registers (§3.6, §3.7)
+
+  /**
+   * Reads a VSM register for `targetVtl` of `vp` (register-names.ts has
+   * checked the access). `caller64` picks the hypercall-page offsets a
+   * 64-bit or a 32-bit caller uses (§3.6). Undefined: not one of the VSM
+   * registers this step implements (see README.md).
+   */
+  readVsmRegister(name: number, vp: VsmVp, targetVtl: number, caller64: boolean): bigint | undefined {
+    switch (name) {
+      case N.VsmCodePageOffsets: return codePageOffsetsFor(caller64);
+      case N.VsmVpStatus: return encodeVpStatus({ activeVtl: vp.activeVtl, activeMbecEnabled: false, enabledVtlSet: vp.enabledVtlSet });
+      case N.VsmPartitionStatus:
+        return encodePartitionStatus({ enabledVtlSet: this.enabledVtlSet, maximumVtl: this.maximumVtl, mbecEnabledVtlSet: 0, sssEnabledVtlSet: 0 });
+      case N.VsmCapabilities: return encodeCapabilities(this.capabilities);
+      case N.VsmPartitionConfig: return this.partitionConfig[targetVtl] ?? 0n;
+      default: {
+        const n = name - N.VsmVpSecureConfigVtl0;
+        if (n >= 0 && n < 15) return vp.secureConfig.get(16 * targetVtl + n) ?? 0n;
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Writes a VSM register (the access check is done): SUCCESS or the status
+   * that refuses the value, with nothing changed. Undefined: not a VSM
+   * register this step implements.
+   *
+   * Limits of this step, refused with INVALID_REGISTER_VALUE rather than
+   * accepted and ignored: turning on EnableVtlProtection with a default mask
+   * other than RWX (it would have to restrict the lower VTLs' memory, which
+   * is the protections step), and TlbLocked (the TLB-lock step).
+   */
+  writeVsmRegister(name: number, vp: VsmVp, targetVtl: number, value: bigint): number | undefined {
+    u64(value, 'register value');
+    if (name === N.VsmPartitionConfig) {
+      const current = this.partitionConfig[targetVtl] ?? 0n;
+      const status = checkPartitionConfigWrite(current, value, this.capabilities);
+      if (status !== HvStatus.SUCCESS) return status;
+      const next = decodePartitionConfig(value);
+      if (next.enableVtlProtection && !decodePartitionConfig(current).enableVtlProtection && next.defaultVtlProtectionMask !== PROTECTION_ALL) {
+        return HvStatus.INVALID_REGISTER_VALUE;
+      }
+      this.partitionConfig[targetVtl] = value;
+      return HvStatus.SUCCESS;
+    }
+    const n = name - N.VsmVpSecureConfigVtl0;
+    if (n >= 0 && n < 15) {
+      const status = checkSecureConfigWrite(value);
+      if (status !== HvStatus.SUCCESS) return status;
+      if (decodeSecureConfig(value).tlbLocked) return HvStatus.INVALID_REGISTER_VALUE;
+      vp.secureConfig.set(16 * targetVtl + n, value);
+      return HvStatus.SUCCESS;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Moving a VP from one VTL to another (tlfs-vsm-facts §3.2-§3.4, kvm §3.3;
+ * README.md "VtlCall", "VtlReturn"). Each VTL of the VP is its own Vcpu, so
+ * the private state (RIP, RSP, RFLAGS, control and segment registers, the
+ * private MSRs, the local APIC, the synthetic MSRs) already lives apart and
+ * stays where it is; a switch copies the shared state into the Vcpu being
+ * entered, parks the Vcpu being left in HV_INACTIVE_VTL and makes the other
+ * one runnable. The hypercall side (checks, #UD, completing the VMCALL) is
+ * hc-vsm.ts; the scheduler only ever runs `vp.active`.
+ *
+ * Entry into a higher VTL writes the entry reason (1 VtlCall, 2 interrupt,
+ * 3 intercept) into the VTL control area of the *entered* VTL's VP assist
+ * page, when that VTL has enabled one (§3.3; without a page there is nowhere
+ * to write it). The hypervisor writes nothing else there on entry: the
+ * VtlReturnX64Rax/Rcx fields are the higher VTL's to fill, and a non-fast
+ * VtlReturn loads them into the lower VTL's RAX/RCX (§3.3, §3.4).
+ */
+import type { Vcpu } from '../../kvm/vcpu.js';
+import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../kvm/mp-state.js';
+import { PAGE_SIZE } from '../../memory/phys-memory.js';
+import { HV_VP_ASSIST_PAGE_ENABLE, HvVtlEntryReason } from '../../spec/tlfs.js';
+import { VsmError } from './errors.js';
+import type { VsmPartition, VsmVp } from './partition.js';
+import { VpAssistPage } from './vp-assist.js';
+import { copyShared, type VtlStateOptions } from './vtl-state.js';
+
+const EFER_LMA = 1n << 10n;
+
+function stateOptions(p: VsmPartition): VtlStateOptions { return { dr6Shared: p.capabilities.dr6Shared }; }
+
+/** The VP assist page `vcpu`'s VTL enabled, or null (disabled, or no longer guest RAM). */
+export function assistPageOf(vcpu: Vcpu): VpAssistPage | null {
+  const msr = vcpu.hv?.vpAssistPage ?? 0n;
+  if ((msr & HV_VP_ASSIST_PAGE_ENABLE) === 0n) return null;
+  const gpa = Number(msr & ~BigInt(PAGE_SIZE - 1));
+  if (!vcpu.vm.mem.isRam(gpa)) return null;
+  return new VpAssistPage(vcpu.vm.mem, gpa);
+}
+
+/** Whether `vcpu` runs 64-bit code (EFER.LMA and CS.L): the register convention of §1.3 it uses. */
+export function isLongMode(vcpu: Vcpu): boolean {
+  const s = vcpu.getSregs();
+  return (s.efer & EFER_LMA) !== 0n && s.cs.l === 1;
+}
+
+/**
+ * Enters VTL `target` (above the active VTL, enabled on this VP) with
+ * `reason` (HvVtlEntryReason): shared state follows the VP, the lower
+ * Vcpu parks in HV_INACTIVE_VTL remembering its MP state, the higher one
+ * becomes RUNNABLE, and the VTL left is pushed on the VP's return stack.
+ */
+export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reason: number): void {
+  const fromVtl = vp.activeVtl;
+  const from = vp.vcpus[fromVtl]!, to = vp.vcpus[target];
+  if (target <= fromVtl || to === undefined || !vp.isEnabled(target)) {
+    throw new VsmError(`VP ${vp.index} cannot enter VTL${target} from VTL${fromVtl}: it is not an enabled higher VTL`);
+  }
+  copyShared(from, to, stateOptions(p));
+  const page = assistPageOf(to);
+  page?.writeEntryReason(reason);
+  if (page !== null && reason === HvVtlEntryReason.VtlCall) {
+    // The caller's RAX and RCX are saved in the entered VTL's control area (issue 5: "the saved RAX/RCX are in the VP
+    // assist page's VTL control area"), where a non-fast VtlReturn loads them back (§3.3, §3.4): the round trip
+    // preserves them unless the higher VTL writes other values there.
+    const r = from.getRegs();
+    if (isLongMode(from)) page.writeVtlReturn64({ rax: r.rax, rcx: r.rcx });
+    else page.writeVtlReturn32({ eax: Number(r.rax & 0xffffffffn), ecx: Number(r.rcx & 0xffffffffn), edx: Number(r.rdx & 0xffffffffn) });
+  }
+  vp.resumeMpState[fromVtl] = from.getMpState();
+  from.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
+  to.setMpState(KVM_MP_STATE_RUNNABLE);
+  vp.returnStack.push(fromVtl);
+  vp.activeVtl = target;
+  traceSwitch(to, 'vsm_vtl_enter', { vp: vp.index, from: fromVtl, to: target, reason });
+}
+
+/**
+ * Returns from the active VTL to the one the VP entered it from. Unless
+ * `fast`, the lower VTL's RAX and RCX (EAX, ECX and EDX for a 32-bit lower
+ * VTL) come from the returning VTL's VTL control area (§3.3, §3.4).
+ */
+export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): void {
+  const fromVtl = vp.activeVtl;
+  const lowerVtl = vp.returnStack.pop();
+  if (lowerVtl === undefined) throw new VsmError(`VP ${vp.index} is in VTL${fromVtl} but has no lower VTL to return to`);
+  const from = vp.vcpus[fromVtl]!, to = vp.vcpus[lowerVtl]!;
+  copyShared(from, to, stateOptions(p));
+  const page = fast ? null : assistPageOf(from);
+  if (page !== null) {
+    const r = to.getRegs();
+    if (isLongMode(to)) {
+      const v = page.readVtlReturn64();
+      r.rax = v.rax; r.rcx = v.rcx;
+    } else {
+      const v = page.readVtlReturn32();
+      r.rax = BigInt(v.eax >>> 0); r.rcx = BigInt(v.ecx >>> 0); r.rdx = BigInt(v.edx >>> 0);
+    }
+    to.setRegs(r);
+  }
+  from.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
+  to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);
+  vp.activeVtl = lowerVtl;
+  traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
+}
+
+function traceSwitch(v: Vcpu, name: string, args: Record<string, number | boolean>): void {
+  v.vm.trace?.emit(name, v.id, v.nowNs(), args);
+}

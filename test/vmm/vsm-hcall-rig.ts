@@ -1,0 +1,122 @@
+/**
+ * A VSM rig for the vsm-enable / vsm-switch / vsm-hcall tests: HvMachine's
+ * 64-bit Vm (test/kvm/hypercall-machine.ts) with hv-vsm, a VsmPartition
+ * over it, and a tiny scheduler that does what the machine's does for one
+ * VP: run the active VTL's Vcpu and hand `hyperv-hcall` exits to
+ * hc-vsm.ts. Guest code is assembled at test time.
+ */
+import type { VcpuExit } from '../../src/kvm/exits.js';
+import type { Vcpu } from '../../src/kvm/vcpu.js';
+import { HvInitialVpContext as C, HvStatus } from '../../src/spec/tlfs.js';
+import { parseHypercallResult } from '../../src/kvm/hyperv/hypercall-input.js';
+import { handleVsmHypercall } from '../../src/vmm/vsm/hc-vsm.js';
+import { VsmPartition, type VsmVp } from '../../src/vmm/vsm/partition.js';
+import { hvSegmentFromKvm, writeHvSegment, writeHvTable } from '../../src/vmm/vsm/segment.js';
+import { HvMachine, LINUX_GUEST_OS_ID } from '../kvm/hypercall-machine.js';
+
+export const VSM_FLAGS = ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm', 'hv-xmm-input', 'hv-xmm-output'];
+/** Scratch areas of the rig (HvMachine leaves 0x100000-0x1fffff and 0x300000-0x3fffff free and identity-mapped). */
+export const VTL1_CODE = 0x100000, VTL1_STACK_TOP = 0x108000, OUT = 0x110000, CONTEXT = 0x120000;
+export const VTL0_ASSIST = 0x130000, VTL1_ASSIST = 0x131000, VTL1_PML4 = 0x300000;
+
+export interface CallResult {
+  /** The exit that ended the run after the call (hlt normally). */
+  readonly exit: VcpuExit;
+  readonly status: number;
+  readonly reps: number;
+  readonly rax: bigint;
+  /** The Vcpu took #UD (halted in HvMachine's vector-6 stub). */
+  readonly ud: boolean;
+}
+
+export class VsmRig {
+  readonly m: HvMachine;
+  readonly p: VsmPartition;
+
+  constructor(o: { ids?: readonly number[]; maximumVtl?: number; flags?: readonly string[] } = {}) {
+    this.m = new HvMachine({ flags: o.flags ?? VSM_FLAGS, ids: o.ids ?? [0] });
+    this.p = new VsmPartition(this.m.vm, { maximumVtl: o.maximumVtl });
+  }
+
+  vp(index = 0): VsmVp { return this.p.vps[index]!; }
+  vcpu(index = 0, vtl = 0): Vcpu { return this.vp(index).vcpus[vtl]!; }
+
+  /**
+   * One hypercall from `v` (which must be its VP's active Vcpu) at HvMachine's
+   * CALL_SITE (`vmcall; hlt`), answered by hc-vsm.ts; runs until the HLT.
+   */
+  call(v: Vcpu, control: bigint, rdx = 0n, r8 = 0n, xmm: readonly bigint[] = []): CallResult {
+    const first = this.m.hypercall(v, control, rdx, r8, xmm);
+    let exit = first.exit;
+    if (exit.reason === 'hyperv-hcall') {
+      if (!handleVsmHypercall(this.p, v, exit)) throw new Error(`hc-vsm did not take call 0x${(control & 0xffffn).toString(16)}`);
+      exit = this.m.runToExit(v);
+    }
+    const rax = v.getRegs().rax;
+    return { exit, rax, ...repsOf(rax), ud: this.m.stubVector(v) === 6 };
+  }
+
+  /**
+   * Runs VP `index` like the machine's scheduler (only the active VTL's
+   * Vcpu, VSM exits to hc-vsm.ts) until the active Vcpu halts; returns the
+   * VTL it halted in.
+   */
+  drive(index = 0, maxExits = 100): number {
+    const vp = this.vp(index);
+    for (let n = 0; n < maxExits; n++) {
+      const v = vp.active;
+      const e = this.m.runToExit(v);
+      if (e.reason === 'hyperv-hcall') {
+        if (!handleVsmHypercall(this.p, v, e)) v.completeHypercall(BigInt(HvStatus.INVALID_HYPERCALL_CODE));
+        continue;
+      }
+      if (e.reason === 'hlt') return vp.activeVtl;
+      throw new Error(`VP ${index} stopped with a ${e.reason} exit in VTL${vp.activeVtl}`);
+    }
+    throw new Error(`VP ${index} made more than ${maxExits} exits`);
+  }
+
+  /** Assembles 64-bit code at `org`. */
+  asm(src: string, org: number): Record<string, number> { return this.m.asm(`.code64\n${src}`, org); }
+
+  /** Enables VTL `vtl` for the partition from the host side (the hypercall path is tested in vsm-enable). */
+  enablePartitionVtl(vtl = 1): void {
+    const vm = this.p.enablePartitionVtl(vtl);
+    vm.hyperv!.writeGuestOsId(LINUX_GUEST_OS_ID);
+  }
+
+  /** A page-table root with HvMachine's mappings at another address: a private CR3 value for VTL1. */
+  copyPml4(at = VTL1_PML4): number {
+    this.m.vm.mem.write(at, this.m.vm.mem.read(this.m.pml4, 0x1000));
+    return at;
+  }
+}
+
+function repsOf(rax: bigint): { status: number; reps: number } {
+  const r = parseHypercallResult(rax);
+  return { status: r.status, reps: r.repsCompleted };
+}
+
+/**
+ * HV_INITIAL_VP_CONTEXT (224 bytes, tlfs-vsm-facts §2.13) copying `v`'s
+ * segments, tables, control registers and EFER, with RIP, RSP, RFLAGS
+ * and optionally CR3 / CR0 replaced. PAT 0x0007040600070406 (reset value).
+ */
+export function contextFrom(v: Vcpu, o: { rip: number; rsp: number; rflags?: bigint; cr3?: number; cr0?: bigint }): Uint8Array {
+  const b = new Uint8Array(C.Bytes);
+  const dv = new DataView(b.buffer);
+  const s = v.getSregs();
+  dv.setBigUint64(C.Rip, BigInt(o.rip), true);
+  dv.setBigUint64(C.Rsp, BigInt(o.rsp), true);
+  dv.setBigUint64(C.Rflags, o.rflags ?? 2n, true);
+  const segs = [[C.Cs, s.cs], [C.Ds, s.ds], [C.Es, s.es], [C.Fs, s.fs], [C.Gs, s.gs], [C.Ss, s.ss], [C.Tr, s.tr], [C.Ldtr, s.ldt]] as const;
+  for (const [off, seg] of segs) writeHvSegment(b, off, hvSegmentFromKvm(seg));
+  writeHvTable(b, C.Idtr, s.idt);
+  writeHvTable(b, C.Gdtr, s.gdt);
+  dv.setBigUint64(C.Efer, s.efer, true);
+  dv.setBigUint64(C.Cr0, o.cr0 ?? s.cr0, true);
+  dv.setBigUint64(C.Cr3, o.cr3 !== undefined ? BigInt(o.cr3) : s.cr3, true);
+  dv.setBigUint64(C.Cr4, s.cr4, true);
+  dv.setBigUint64(C.Pat, 0x0007040600070406n, true);
+  return b;
+}
