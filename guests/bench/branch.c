@@ -9,7 +9,7 @@
  *
  *   bench-branch.elf iters=N   (default 20)
  */
-#include "libguest.h"
+#include "bench.h"
 
 #define ARRAY 4096
 #define SEARCHES 4096
@@ -18,23 +18,6 @@
 #define COLLATZ_BASE 1000
 
 static u32 arr[ARRAY];
-
-static u64 iters_arg(u64 def)
-{
-	const char *v = arg_value("iters");
-
-	return v ? strtou64(v, NULL) : def;
-}
-
-static u64 xorshift(u64 *s)
-{
-	u64 x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 static void insertion_sort(u32 *a, long n)
 {

@@ -7,14 +7,7 @@
  *
  *   bench-int.elf iters=N      (default 10000000)
  */
-#include "libguest.h"
-
-static u64 iters_arg(u64 def)
-{
-	const char *v = arg_value("iters");
-
-	return v ? strtou64(v, NULL) : def;
-}
+#include "bench.h"
 
 static inline u64 rotl(u64 x, unsigned k)
 {

@@ -9,19 +9,12 @@
  *
  *   bench-ipi.elf iters=N [wait=hlt|spin]   (default 20000, hlt)
  */
-#include "libguest.h"
+#include "bench.h"
 
 #define PING_VECTOR 0x41
 
 static volatile u64 received[MAX_CPUS];
 static bool spin_wait;
-
-static u64 iters_arg(u64 def)
-{
-	const char *v = arg_value("iters");
-
-	return v ? strtou64(v, NULL) : def;
-}
 
 static void ping_handler(struct ex_regs *regs)
 {

@@ -10,7 +10,7 @@
  *
  *   bench-mem.elf iters=N      (default 20)
  */
-#include "libguest.h"
+#include "bench.h"
 
 #define BUF_WORDS ((1UL << 20) / 8)
 #define NODES ((4UL << 20) / 64)
@@ -26,23 +26,6 @@ struct node {
 static u64 buf_a[BUF_WORDS], buf_b[BUF_WORDS];
 static struct node nodes[NODES];
 static u32 order[NODES];
-
-static u64 iters_arg(u64 def)
-{
-	const char *v = arg_value("iters");
-
-	return v ? strtou64(v, NULL) : def;
-}
-
-static u64 xorshift(u64 *s)
-{
-	u64 x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 /* One random cycle through every node (Sattolo's shuffle of the visiting order). */
 static void build_list(u64 seed)
