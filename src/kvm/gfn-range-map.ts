@@ -61,6 +61,19 @@ export class GfnRangeMap {
     return this.lookup(gfn);
   }
 
+  /**
+   * Calls fn(s, e, value) for the maximal pieces [s, e) of [start, end) with
+   * one value each (0 for uncovered gaps), in order. Cost: one lookup per piece.
+   */
+  forEachIn(start: number, end: number, fn: (s: number, e: number, value: number) => void): void {
+    for (let g = start; g < end;) {
+      const v = this.get(g);
+      const e = Math.min(end, this.cacheHi);
+      fn(g, e, v);
+      g = e;
+    }
+  }
+
   /** The ranges in order (tests and tools). */
   ranges(): GfnRange[] {
     const out: GfnRange[] = [];

@@ -112,6 +112,11 @@ export class MemoryAttributes {
     return this.map.size === 0 ? ACCESS_RWX : PERMISSIONS[this.map.get(gfn)];
   }
 
+  /** Calls fn(s, e, attributes) for the pieces of frames [start, end) with one attribute value each (0: unrestricted). */
+  forEachIn(start: number, end: number, fn: (s: number, e: number, attributes: number) => void): void {
+    this.map.forEachIn(start, end, fn);
+  }
+
   /** Number of stored ranges. */
   get rangeCount(): number { return this.map.size; }
   /** Bytes of range storage (benchmarks). */

@@ -40,6 +40,7 @@ import { describeVcpu } from './diagnose.js';
 import { HvCall, HvStatus, HvVtlEntryReason } from '../spec/tlfs.js';
 import { VsmPartition } from './vsm/partition.js';
 import { handleVsmHypercall } from './vsm/hc-vsm.js';
+import { handleProtectionFault } from './vsm/memory-intercept.js';
 import { enterHigherVtl } from './vsm/vtl-switch.js';
 
 /** One line: which access of which page the memory attributes denied. */
@@ -120,6 +121,10 @@ export class Machine {
     if (pm !== undefined && pm !== 'rfc' && pm !== 'upstream') throw new RangeError(`protectedMemory must be 'rfc' or 'upstream', not '${String(pm)}'`);
     if (pm === 'rfc' && hv.enabled) {
       throw new HvFeatureError('protected memory in RFC mode cannot be combined with Hyper-V enlightenments: both are advertised in CPUID leaves 0x40000000-0x40000001');
+    }
+    if (pm === 'upstream' && hv.has('AccessVsm')) {
+      // VTL protections are RWX attributes, which kvm does not combine with PRIVATE (kvm-api-facts §2.3).
+      throw new HvFeatureError('private memory (--protected-memory upstream) cannot be combined with hv-vsm: VTL protections and private pages use the same memory attributes');
     }
     this.vm = new Vm({
       memorySize: opts.memory, clock: new GuestClock(1000 / (opts.guestMips ?? 1000), opts.tscHz ?? 1e9), trace: opts.trace, hyperv: hv,
@@ -307,9 +312,14 @@ export class Machine {
       case 'hypercall':
         v.completeKvmHypercall(exit.nr === KVM_HC_MAP_GPA_RANGE ? this.mapGpaRange(exit) : -BigInt(KVM_ENOSYS));
         return undefined;
-      case 'memory-fault':
-        // Nothing here restricts memory yet (VSM will): stop cleanly instead of re-running the access forever.
-        return { kind: 'shutdown', vcpu: v.id, why: `unhandled memory-fault exit: ${describeMemoryFault(exit)}`, detail: describeVcpu(v) };
+      case 'memory-fault': {
+        // A VTL protection's fault becomes a GPA intercept for the higher VTL (vsm/memory-intercept.ts). Any other
+        // fault has no handler here: stop cleanly instead of re-running the access forever.
+        const r = this.vsm !== null ? handleProtectionFault(this.vsm, v, exit) : { kind: 'not-vsm' as const };
+        if (r.kind === 'intercepted') return undefined;
+        const why = r.kind === 'unreportable' ? r.why : `unhandled memory-fault exit: ${describeMemoryFault(exit)}`;
+        return { kind: 'shutdown', vcpu: v.id, why, detail: describeVcpu(v) };
+      }
       case 'system-event':
         // Only a parked (inactive-VTL) Vcpu reports wake-ups, and the scheduler never runs one except in vcpuToRun.
         return { kind: 'shutdown', vcpu: v.id, why: `unexpected system-event exit (${exit.type}) from a vCPU the scheduler ran as active`, detail: describeVcpu(v) };

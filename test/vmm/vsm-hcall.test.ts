@@ -145,11 +145,11 @@ test('§2.15: per-element errors stop the list; earlier outputs are valid and re
   assert.equal(r.call(r.vcpu(0), get(1), BigInt(INPUT), BigInt(OUT + 4)).status, HvStatus.INVALID_ALIGNMENT);
 });
 
-test('§3.7: VsmPartitionConfig is write-once once protection is on; a restricting default mask waits for the protections step', () => {
+test('§3.7: VsmPartitionConfig is write-once once protection is on', () => {
   const { r, v1 } = inVtl1();
   const C = N.VsmPartitionConfig;
   assert.equal(setRegs(r, v1, [[C, 1n << 16n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'bits 63:16 are RsvdZ');
-  assert.equal(setRegs(r, v1, [[C, 0x7n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'EnableVtlProtection with default mask RW: not applied yet, so refused');
+  assert.equal(setRegs(r, v1, [[C, 0x5n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'default mask W without R');
   assert.deepEqual(getRegs(r, v1, [C]).values, [0n]);
   assert.equal(setRegs(r, v1, [[C, 0x20n]]).status, HvStatus.SUCCESS, 'ZeroMemoryOnReset alone');
   assert.equal(setRegs(r, v1, [[C, 0x1fn]]).status, HvStatus.SUCCESS, 'EnableVtlProtection with default mask RWX');
@@ -159,6 +159,10 @@ test('§3.7: VsmPartitionConfig is write-once once protection is on; a restricti
   assert.equal(setRegs(r, v1, [[C, 0x5fn]]).status, HvStatus.SUCCESS, 'other bits may (DenyLowerVtlStartup)');
   assert.deepEqual(getRegs(r, v1, [C]).values, [0x5fn]);
   assert.equal(setRegs(r, v1, [[C, 0n]], { inputVtl: USE_VTL }).status, HvStatus.INVALID_PARAMETER, 'no instance for VTL0');
+  // A restricting default mask applies to every page for VTL0 (vsm-protect.test.ts has the rest).
+  const { r: r2, v1: w1 } = inVtl1();
+  assert.equal(setRegs(r2, w1, [[C, 0x7n]]).status, HvStatus.SUCCESS, 'EnableVtlProtection with default mask RW');
+  assert.equal(r2.p.vms[0]!.memoryAttributes.get(0x123), 4, 'kvm NX on VTL0');
 });
 
 test('§3.7: VsmVpSecureConfigVtl0 is written by VTL1; TlbLocked waits for the TLB-lock step', () => {

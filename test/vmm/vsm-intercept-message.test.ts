@@ -187,9 +187,8 @@ test('§4.4/§4.5: an instruction fetch from a non-executable page: execute, no 
   assert.ok(p.slice(0x40, 0x50).every((b) => b === 0));
 });
 
-test('a page-walk fault keeps the page base as GPA (the GVA is the address being translated)', () => {
-  const exit = { reason: 'memory-fault', flags: 1, gpa: 0x21000, size: 4096, insnLen: 3, gva: 0x40_1234n, gvaValid: true, origin: 1, insnBytes: new Uint8Array(3) } as MemoryFaultExit;
-  assert.equal(faultGpa(exit), 0x21000n);
-  assert.equal(faultGpa({ ...exit, origin: 0 } as MemoryFaultExit), 0x21234n);
-  assert.equal(faultGpa({ ...exit, origin: 0, gvaValid: false } as MemoryFaultExit), 0x21000n);
+test('the GPA is the exit\'s exact GPA: the data byte, or the paging-structure entry of a page-walk fault', () => {
+  const exit = { reason: 'memory-fault', flags: 1, gpa: 0x21000, size: 4096, insnLen: 3, gva: 0x40_1234n, gvaValid: true, origin: 1, insnBytes: new Uint8Array(3), exactGpa: 0x21ff8 } as MemoryFaultExit;
+  assert.equal(faultGpa(exit), 0x21ff8n);
+  assert.equal(faultGpa({ ...exit, origin: 0, exactGpa: 0x21234 } as MemoryFaultExit), 0x21234n);
 });

@@ -59,11 +59,12 @@ import { hypercallResult, parseHypercallControl, type HypercallControl } from '.
 import {
   HV_FAST_GPR_BYTES, HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
   HV_REGISTER_VALUE_BYTES, HV_SET_VP_REGISTERS_ELEMENT_BYTES, HV_VP_INDEX_SELF, HvCall, HvEnablePartitionVtlInput as EP, HvEnableVpVtlInput as EV, HvMsr, HvRegisterName as N, HvStatus,
-  HvVpRegistersInput as VR, HvVtlEntryReason,
+  HvModifyVtlProtectionMaskInput as MP, HvVpRegistersInput as VR, HvVtlEntryReason,
 } from '../../spec/tlfs.js';
 import { ACCESS_WRITE } from '../../x86/host.js';
 import { UD } from '../../x86/regs.js';
 import { VsmError } from './errors.js';
+import { planProtection } from './modify-vtl-protection-mask.js';
 import { loadInitialVpContext } from './initial-vp-context.js';
 import { decodeInputVtl } from './input-vtl.js';
 import type { VsmPartition, VsmVp } from './partition.js';
@@ -78,6 +79,7 @@ type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
 /** The calls this module answers; the machine answers the others. */
 export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
   HvCall.EnablePartitionVtl, HvCall.EnableVpVtl, HvCall.VtlCall, HvCall.VtlReturn, HvCall.GetVpRegisters, HvCall.SetVpRegisters,
+  HvCall.ModifyVtlProtectionMask,
 ]);
 
 /** One exit being answered. */
@@ -110,6 +112,7 @@ export function handleVsmHypercall(p: VsmPartition, vcpu: Vcpu, exit: HcallExit)
     case HvCall.EnablePartitionVtl: answer(c, enablePartitionVtl(c)); break;
     case HvCall.EnableVpVtl: answer(c, enableVpVtl(c)); break;
     case HvCall.GetVpRegisters: getVpRegisters(c); break;
+    case HvCall.ModifyVtlProtectionMask: modifyVtlProtectionMask(c); break;
     default: setVpRegisters(c); break;
   }
   return true;
@@ -375,4 +378,33 @@ function setVpRegisters(c: Call): void {
     if (status !== HvStatus.SUCCESS) break;
   }
   answer(c, status, i);
+}
+
+// ---------------------------------------------------------------- ModifyVtlProtectionMask
+
+/**
+ * Every rep in one execution (a VMM may complete any number, §1.2): the
+ * checks and the pages are modify-vtl-protection-mask.ts's; runs of
+ * consecutive pages become one protection each (protections.ts), so a
+ * large contiguous list costs a few attribute changes, not one per page.
+ */
+function modifyVtlProtectionMask(c: Call): void {
+  const { repCount: n, repStart: start } = c.control;
+  const input = readInput(c, MP.HeaderBytes + MP.ElementBytes * n);
+  if (typeof input === 'number') { answer(c, input, start); return; }
+  const dv = view(input), p = c.p, mem = c.vcpu.vm.mem;
+  const elements: bigint[] = [];
+  for (let i = start; i < n; i++) elements.push(dv.getBigUint64(MP.HeaderBytes + MP.ElementBytes * i, true));
+  const plan = planProtection(input.subarray(0, MP.HeaderBytes), elements, start, {
+    callerVtl: c.vtl, maximumVtl: p.maximumVtl, isVtlEnabled: (vtl) => p.isPartitionVtlEnabled(vtl),
+    isProtectionEnabled: (vtl) => p.isProtectionEnabled(vtl), isRam: (gpa) => mem.isRam(gpa),
+  });
+  const req = plan.request, pages = plan.pages;
+  for (let k = 0; k < pages.length && req !== null;) {
+    let e = k + 1;
+    while (e < pages.length && pages[e] === pages[e - 1] + 1) e++;
+    p.protections.protect(req.targetVtl, pages[k], pages[e - 1] + 1, req.mask);
+    k = e;
+  }
+  answer(c, plan.status, plan.repsCompleted);
 }

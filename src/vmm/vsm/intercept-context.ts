@@ -15,16 +15,14 @@
  * - TprPriority: 0 (the sheet names the byte without a meaning; CR8 is in the header).
  * - CacheType: the caller's (default WB, which is what paging-off memory is, §5.4).
  * - GVA: the access's linear address when gvaValid, else 0.
- * - GPA: the exit gives only the page base (KVM's memory_fault.gpa); for a
- *   guest access the byte offset is the GVA's (pages are 4 KiB aligned in
- *   both spaces). For a page-walk access the GVA is the address being
- *   translated, not the PTE's, so the GPA stays the page base.
+ * - GPA: the exit's exactGpa: the first byte of the denied data access or
+ *   fetch, or for a page-walk access the paging-structure entry read or
+ *   A/D-updated (the GVA is then the address being translated).
  */
 import type { VcpuExit } from '../../kvm/exits.js';
 import { KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_WRITE } from '../../kvm/exits.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { HvCacheType, HvInterceptAccessType } from '../../spec/tlfs.js';
-import { AccessOrigin } from '../../x86/host.js';
 import { CR0_AM, CR0_PE, EFER_LMA } from '../../x86/regs.js';
 import { interruptShadow, readDebugRegs } from './cpu-state-adapter.js';
 import { VsmError, uint } from './errors.js';
@@ -51,10 +49,9 @@ export function accessTypeOfFault(flags: number): number {
   return HvInterceptAccessType.Read;
 }
 
-/** The faulting GPA as exactly as the exit allows (see the file comment). */
+/** The faulting GPA (see the file comment). */
 export function faultGpa(exit: MemoryFaultExit): bigint {
-  const page = BigInt(exit.gpa);
-  return exit.gvaValid && exit.origin === AccessOrigin.Guest ? page + (exit.gva & 0xfffn) : page;
+  return BigInt(exit.exactGpa);
 }
 
 export function memoryInterceptContext(vcpu: Vcpu, exit: MemoryFaultExit, opts: InterceptContextOptions): MemoryInterceptContext {

@@ -14,9 +14,10 @@
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { Vm } from '../../kvm/vm.js';
+import { PAGE_SIZE } from '../../memory/phys-memory.js';
 import { HvRegisterName as N, HvStatus } from '../../spec/tlfs.js';
 import { VsmError, u64, uint } from './errors.js';
-import { PROTECTION_ALL } from './protection-mask.js';
+import { VtlProtections } from './protections.js';
 import {
   DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, codePageOffsetsFor, decodePartitionConfig,
   decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
@@ -71,6 +72,8 @@ export class VsmPartition {
   /** HvRegisterVsmPartitionConfig of each VTL ≥ 1 (index = VTL). */
   private readonly partitionConfig: bigint[] = [];
   private readonly owners = new Map<Vcpu, { vp: VsmVp; vtl: number }>();
+  /** The VTL memory protections and their memory attributes on the lower VTLs' Vms (protections.ts). */
+  readonly protections: VtlProtections;
 
   constructor(vtl0: Vm, opts: VsmPartitionOptions = {}) {
     if (vtl0.hyperv === null || !vtl0.hyperv.features.has('AccessVsm')) {
@@ -80,6 +83,7 @@ export class VsmPartition {
     if (this.maximumVtl < 1) throw new VsmError('the maximum VTL of a VSM partition must be at least 1');
     this.prepareVcpu = opts.prepareVcpu ?? (() => {});
     this.vms = [vtl0];
+    this.protections = new VtlProtections(this.maximumVtl, (vtl) => this.vms[vtl], Math.floor(vtl0.mem.size / PAGE_SIZE));
     for (const v of vtl0.vcpus) {
       const vp = new VsmVp(v.id, v);
       this.vps[v.id] = vp;
@@ -142,6 +146,11 @@ export class VsmPartition {
     this.enabledOnAnyVp |= 1 << vtl;
   }
 
+  /** VsmPartitionConfig.EnableVtlProtection of VTL `vtl`: ModifyVtlProtectionMask may target it. */
+  isProtectionEnabled(vtl: number): boolean {
+    return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).enableVtlProtection;
+  }
+
   // ---------------------------------------------------------------- VSM registers (§3.6, §3.7)
 
   /**
@@ -169,12 +178,10 @@ export class VsmPartition {
   /**
    * Writes a VSM register (the access check is done): SUCCESS or the status
    * that refuses the value, with nothing changed. Undefined: not a VSM
-   * register this step implements.
-   *
-   * Limits of this step, refused with INVALID_REGISTER_VALUE rather than
-   * accepted and ignored: turning on EnableVtlProtection with a default mask
-   * other than RWX (it would have to restrict the lower VTLs' memory, which
-   * is the protections step), and TlbLocked (the TLB-lock step).
+   * register this step implements. Turning on EnableVtlProtection applies
+   * the DefaultVtlProtectionMask to every page for the lower VTLs (§3.7,
+   * §3.8). TlbLocked is refused with INVALID_REGISTER_VALUE until the TLB
+   * lock is built (README.md).
    */
   writeVsmRegister(name: number, vp: VsmVp, targetVtl: number, value: bigint): number | undefined {
     u64(value, 'register value');
@@ -183,10 +190,10 @@ export class VsmPartition {
       const status = checkPartitionConfigWrite(current, value, this.capabilities);
       if (status !== HvStatus.SUCCESS) return status;
       const next = decodePartitionConfig(value);
-      if (next.enableVtlProtection && !decodePartitionConfig(current).enableVtlProtection && next.defaultVtlProtectionMask !== PROTECTION_ALL) {
-        return HvStatus.INVALID_REGISTER_VALUE;
-      }
       this.partitionConfig[targetVtl] = value;
+      if (next.enableVtlProtection && !decodePartitionConfig(current).enableVtlProtection) {
+        this.protections.protect(targetVtl, 0, this.protections.frames, next.defaultVtlProtectionMask);
+      }
       return HvStatus.SUCCESS;
     }
     const n = name - N.VsmVpSecureConfigVtl0;

@@ -1,0 +1,66 @@
+/**
+ * A VTL protection violated: the memory-fault exit of a lower VTL's Vcpu
+ * becomes a GPA intercept for the higher VTL that set the protection
+ * (tlfs-vsm-facts §3.8, §3.10, §4.4, §4.5; kvm-api-facts §2.5, §2.6).
+ *
+ * 1. The VTL to notify is the lowest one above the faulting VTL whose mask
+ *    denies the access (protections.ts, interceptTargetVtl).
+ * 2. The message (HvMessageTypeGpaIntercept, byte-exact, intercept-message.ts)
+ *    is built from the faulting Vcpu: the instruction has not completed and
+ *    RIP is still on it (kvm §2.5).
+ * 3. It is offered on SINT0 of that VTL's SynIC (the intercept page of the
+ *    assist page is not offered: VsmCapabilities.InterceptPageAvailable = 0).
+ *    A SynIC that is off, or a full queue, loses the message; the VTL is
+ *    entered anyway and finds the reason in its assist page.
+ * 4. The VP enters that VTL with entry reason 3 (intercept). Nothing
+ *    completes the faulting instruction: after VtlReturn the lower VTL runs
+ *    it again, and faults again unless the higher VTL changed something (§3.10).
+ *
+ * Not a VTL protection's fault (a PRIVATE fault, or no mask denies it): the
+ * caller handles it. A protection whose VTL is not enabled on the faulting
+ * VP cannot be reported on that VP: the VMM stops the machine with a report.
+ */
+import { KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../kvm/exits.js';
+import type { Vcpu } from '../../kvm/vcpu.js';
+import { PAGE_SIZE } from '../../memory/phys-memory.js';
+import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvVtlEntryReason } from '../../spec/tlfs.js';
+import { accessTypeOfFault, memoryInterceptContext, type MemoryFaultExit } from './intercept-context.js';
+import { memoryInterceptMessage } from './intercept-message.js';
+import type { VsmPartition } from './partition.js';
+import { enterHigherVtl } from './vtl-switch.js';
+
+/**
+ * The sender partition ID of the intercept messages (HV_MESSAGE
+ * OriginationId, §4.2: "partition ID for intercepts"). The sheet gives no
+ * value; the VMM runs one partition and calls it 1.
+ */
+export const VSM_PARTITION_ID = 1n;
+
+/** What became of a memory-fault exit. */
+export type ProtectionFaultOutcome =
+  /** Not a VTL protection's fault. */
+  | { readonly kind: 'not-vsm' }
+  /** Delivered: the VP is now in `vtl` (the SynIC's offer result tells whether the message reached the slot). */
+  | { readonly kind: 'intercepted'; readonly vtl: number; readonly offer: string }
+  /** The protecting VTL is not enabled on this VP: the machine must stop. */
+  | { readonly kind: 'unreportable'; readonly why: string };
+
+export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryFaultExit): ProtectionFaultOutcome {
+  const where = p.locate(vcpu);
+  if (where === undefined || (exit.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0) return { kind: 'not-vsm' };
+  const access = accessTypeOfFault(exit.flags);
+  const target = p.protections.interceptTarget(Math.floor(exit.exactGpa / PAGE_SIZE), where.vtl, access);
+  if (target < 0) return { kind: 'not-vsm' };
+  const vp = where.vp, higher = vp.vcpus[target];
+  if (!vp.isEnabled(target) || higher === undefined) {
+    return { kind: 'unreportable', why: `VTL${where.vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
+  }
+  const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl });
+  const msg = memoryInterceptMessage(ctx, VSM_PARTITION_ID);
+  const offer = higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
+  vcpu.vm.trace?.emit('vsm_gpa_intercept', vcpu.id, vcpu.nowNs(), {
+    vp: vp.index, from: where.vtl, to: target, access, gpa: exit.exactGpa.toString(16), rip: ctx.rip.toString(16), offer,
+  });
+  enterHigherVtl(p, vp, target, HvVtlEntryReason.Intercept);
+  return { kind: 'intercepted', vtl: target, offer };
+}
