@@ -782,3 +782,59 @@ export const HV_TRANSLATE_GVA_RESULT_CACHE_SHIFT = 32;
 export const HV_TRANSLATE_GVA_RESULT_OVERLAY = 1n << 40n;
 /** HV_CACHE_TYPE (§5.4), equal to the x86 PAT/MTRR memory type encodings. */
 export const HvCacheType = { Uncached: 0, WriteCombining: 1, WriteThrough: 4, WriteProtected: 5, WriteBack: 6 } as const;
+
+// ================================================================ VSM: StartVirtualProcessor, GetVpIndexFromApicId
+// Appended for src/vmm/vsm/hc-vp.ts. Section numbers (§) refer to tlfs-vsm-facts.md.
+// (StartVirtualProcessor's input is HvEnableVpVtlInput above: same layout, §2.14.)
+
+/**
+ * HvCallGetVpIndexFromApicId input header (§2.17): PartitionId u64, TargetVtl
+ * u8 (an HV_INPUT_VTL in Linux's declaration), 7 padding bytes; then the rep
+ * elements, u32 APIC IDs (hvdef/Linux element size).
+ */
+export const HvGetVpIndexFromApicIdInput = { PartitionId: 0, TargetVtl: 8, Reserved: 9, HeaderBytes: 16, ElementBytes: 4 } as const;
+/** Its output elements: u32 VP indexes (§2.17, hvdef/hv1_hypercall). */
+export const HV_GET_VP_INDEX_FROM_APIC_ID_OUTPUT_BYTES = 4;
+
+// ================================================================ VSM: TranslateVirtualAddress(Ex) layouts
+// Appended for src/vmm/vsm/hc-translate.ts. Section numbers (§) refer to tlfs-vsm-facts.md (§2.16, §5.1, §5.3).
+
+/** HvCallTranslateVirtualAddress(Ex) input (§2.16), 32 bytes: the reserved u32 at 12 is in the real ABI (hvdef). */
+export const HvTranslateVirtualAddressInput = { PartitionId: 0, VpIndex: 8, Reserved: 12, ControlFlags: 16, GvaPage: 24, Bytes: 32 } as const;
+/** HvCallTranslateVirtualAddress output (§2.16), 16 bytes. */
+export const HvTranslateVirtualAddressOutput = { TranslationResult: 0, GpaPage: 8, Bytes: 16 } as const;
+/** HvCallTranslateVirtualAddressEx output, hvdef's x64 layout (§5.3, "prefer hvdef"), 0x40 bytes. */
+export const HvTranslateVirtualAddressExOutput = { TranslationResult: 0, Reserved: 0x08, EventInfo: 0x10, GpaPage: 0x30, Reserved2: 0x38, Bytes: 0x40 } as const;
+/** HV_TRANSLATE_GVA_CONTROL_FLAGS bits 55:11, reserved (§5.1). */
+export const HV_TRANSLATE_GVA_FLAGS_RESERVED = 0x00ff_ffff_ffff_f800n;
+
+// ---------------------------------------------------------------- §7 nested virtualization (issue 7: KVM running on Hyper-V)
+
+/** CPUID 0x4000000A EAX bits (§7.1). */
+export const HvNestedFeature = {
+  DirectFlush: 1 << 17,
+  GuestMappingFlush: 1 << 18,
+  MsrBitmap: 1 << 19,
+  VirtExceptionPf: 1 << 20,
+  DebugCtl: 1 << 21,
+  EnlightenedTlb: 1 << 22,
+} as const;
+/** The enlightened VMCB's u32 EnlightenmentsControl (control area 0x3E0, §7.2). */
+export const HvSvmEnlightenment = { NestedFlushVirtualHypercall: 1 << 0, MsrBitmap: 1 << 1, EnlightenedNptTlb: 1 << 2 } as const;
+/** HvCallFlushGuestPhysicalAddressSpace/List fixed input header: AddressSpace u64, Flags u64 (§2.7). */
+export const HV_GUEST_MAPPING_FLUSH_HEADER_BYTES = 16;
+/** Pages one GPA range element covers at most (11-bit additional_pages; kvm-api-facts §6.1, Linux HV_MAX_FLUSH_PAGES). */
+export const HV_MAX_FLUSH_PAGES = 2048;
+/** Range elements after the 16-byte header in one 4 KiB input page ((4096 - 16) / 8; kvm-api-facts §6.1). */
+export const HV_MAX_FLUSH_REP_COUNT = 510;
+/** GPA range element (u64) fields (kvm-api-facts §6.1, tlfs §2.3 extended format). */
+export const HvGpaRange = {
+  AdditionalPagesMask: 0x7ff,
+  LargePage: 1 << 11,
+  /** With LargePage: 0 = 2 MiB, 1 = 1 GiB pages. */
+  LargePageSize1G: 1 << 12,
+  /** With LargePage: bits 20:13 are reserved. */
+  LargeReservedMask: 0x1fe000,
+  PfnShift: 12,
+  LargePfnShift: 21,
+} as const;

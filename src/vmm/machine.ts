@@ -234,6 +234,7 @@ export class Machine {
   private vpRunnable(k: number): boolean {
     if (this.vsm === null) return this.vcpus[k].runnable;
     const vp = this.vsm.vps[this.vcpus[k].id]!;
+    if (this.vsm.waitsForTlbLock(vp)) return false;
     if (vp.active.runnable) return true;
     for (let vtl = vp.activeVtl + 1; vtl < vp.vcpus.length; vtl++) if (vp.isEnabled(vtl) && vp.vcpus[vtl]!.runnable) return true;
     return false;
@@ -283,6 +284,8 @@ export class Machine {
       if (this.exitCode !== null) return { kind: 'exit', code: this.exitCode };
       if (exit.reason === 'hlt') return this.quantum - left;
       if (exit.reason === 'preempted') break;
+      // A VtlReturn into a VTL that must first wait for other VPs' TLB locks (WaitForTlbLock) ends the quantum.
+      if (this.vsm !== null && this.vsm.waitsForTlbLock(this.vsm.vps[this.vcpus[k].id]!)) break;
     }
     return this.quantum;
   }

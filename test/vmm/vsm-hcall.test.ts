@@ -165,14 +165,17 @@ test('§3.7: VsmPartitionConfig is write-once once protection is on', () => {
   assert.equal(r2.p.vms[0]!.memoryAttributes.get(0x123), 4, 'kvm NX on VTL0');
 });
 
-test('§3.7: VsmVpSecureConfigVtl0 is written by VTL1; TlbLocked waits for the TLB-lock step', () => {
+test('§3.7: VsmVpSecureConfigVtl0 is written by VTL1; TlbLocked locks (vsm-tlb-lock.test.ts has the rest)', () => {
   const { r, v1 } = inVtl1();
   const S = N.VsmVpSecureConfigVtl0;
   assert.equal(setRegs(r, v1, [[S, 0x1n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'MbecEnabled: no MBEC');
-  assert.equal(setRegs(r, v1, [[S, 0x2n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'TlbLocked: not built yet, so refused');
+  assert.equal(setRegs(r, v1, [[S, 0x2n]]).status, HvStatus.SUCCESS, 'TlbLocked');
+  assert.deepEqual(getRegs(r, v1, [S]).values, [0x2n]);
+  assert.equal(r.vcpu(0).tlbFlush.inhibited, true);
   assert.equal(setRegs(r, v1, [[S, 0x10n]]).status, HvStatus.INVALID_REGISTER_VALUE, 'bits 63:4 are RsvdZ');
   assert.equal(setRegs(r, v1, [[S, 0n]]).status, HvStatus.SUCCESS);
   assert.deepEqual(getRegs(r, v1, [S]).values, [0n]);
+  assert.equal(r.vcpu(0).tlbFlush.inhibited, false);
   assert.equal(getRegs(r, v1, [N.VsmVpSecureConfigVtl0 + 1]).status, HvStatus.ACCESS_DENIED, 'SecureConfigVtl1 needs a VTL above 1');
   assert.equal(getRegs(r, v1, [N.VsmVina]).status, HvStatus.INVALID_PARAMETER, 'VINA is not built yet');
 });

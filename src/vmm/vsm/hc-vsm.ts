@@ -65,6 +65,7 @@ import { ACCESS_WRITE } from '../../x86/host.js';
 import { UD } from '../../x86/regs.js';
 import { VsmError } from './errors.js';
 import { planProtection } from './modify-vtl-protection-mask.js';
+import { handleTranslateVirtualAddress } from './hc-translate.js';
 import { loadInitialVpContext } from './initial-vp-context.js';
 import { decodeInputVtl } from './input-vtl.js';
 import type { VsmPartition, VsmVp } from './partition.js';
@@ -79,7 +80,7 @@ type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
 /** The calls this module answers; the machine answers the others. */
 export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
   HvCall.EnablePartitionVtl, HvCall.EnableVpVtl, HvCall.VtlCall, HvCall.VtlReturn, HvCall.GetVpRegisters, HvCall.SetVpRegisters,
-  HvCall.ModifyVtlProtectionMask,
+  HvCall.ModifyVtlProtectionMask, HvCall.TranslateVirtualAddress, HvCall.TranslateVirtualAddressEx,
 ]);
 
 /** One exit being answered. */
@@ -113,6 +114,9 @@ export function handleVsmHypercall(p: VsmPartition, vcpu: Vcpu, exit: HcallExit)
     case HvCall.EnableVpVtl: answer(c, enableVpVtl(c)); break;
     case HvCall.GetVpRegisters: getVpRegisters(c); break;
     case HvCall.ModifyVtlProtectionMask: modifyVtlProtectionMask(c); break;
+    case HvCall.TranslateVirtualAddress: case HvCall.TranslateVirtualAddressEx:
+      handleTranslateVirtualAddress(p, vcpu, c.vp, c.vtl, exit, { lockTlb: (vpIndex, lower, holder) => p.lockTlb(p.vps[vpIndex]!, holder, lower) });
+      break;
     default: setVpRegisters(c); break;
   }
   return true;

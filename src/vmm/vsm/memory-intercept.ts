@@ -7,11 +7,15 @@
  *    denies the access (protections.ts, interceptTargetVtl).
  * 2. The message (HvMessageTypeGpaIntercept, byte-exact, intercept-message.ts)
  *    is built from the faulting Vcpu: the instruction has not completed and
- *    RIP is still on it (kvm §2.5).
+ *    RIP is still on it (kvm §2.5). The cache type comes from PAT and the
+ *    leaf paging entry of the GVA (translate-va.ts).
  * 3. It is offered on SINT0 of that VTL's SynIC (the intercept page of the
  *    assist page is not offered: VsmCapabilities.InterceptPageAvailable = 0).
  *    A SynIC that is off, or a full queue, loses the message; the VTL is
  *    entered anyway and finds the reason in its assist page.
+ *    With a valid GVA the message reports GvaGpaValid and TlbLocked, and the
+ *    notified VTL holds the faulting VTL's TLB lock on this VP until it
+ *    returns (§3.9).
  * 4. The VP enters that VTL with entry reason 3 (intercept). Nothing
  *    completes the faulting instruction: after VtlReturn the lower VTL runs
  *    it again, and faults again unless the higher VTL changed something (§3.10).
@@ -23,10 +27,11 @@
 import { KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../kvm/exits.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
-import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvVtlEntryReason } from '../../spec/tlfs.js';
+import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvCacheType, HvTranslateGvaResult, HvVtlEntryReason } from '../../spec/tlfs.js';
 import { accessTypeOfFault, memoryInterceptContext, type MemoryFaultExit } from './intercept-context.js';
 import { memoryInterceptMessage } from './intercept-message.js';
 import type { VsmPartition } from './partition.js';
+import { translateGva } from './translate-va.js';
 import { enterHigherVtl } from './vtl-switch.js';
 
 /**
@@ -45,6 +50,16 @@ export type ProtectionFaultOutcome =
   /** The protecting VTL is not enabled on this VP: the machine must stop. */
   | { readonly kind: 'unreportable'; readonly why: string };
 
+/**
+ * HV_CACHE_TYPE of the faulting access (§5.4): from PAT and the leaf entry of the GVA's translation (translate-va.ts);
+ * without a GVA, or when the walk itself is what faulted, WB (the type of memory without paging).
+ */
+function cacheTypeOf(vcpu: Vcpu, exit: MemoryFaultExit): number {
+  if (!exit.gvaValid) return HvCacheType.WriteBack;
+  const t = translateGva(vcpu, exit.gva, 0);
+  return t.code === HvTranslateGvaResult.Success ? t.cacheType : HvCacheType.WriteBack;
+}
+
 export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryFaultExit): ProtectionFaultOutcome {
   const where = p.locate(vcpu);
   if (where === undefined || (exit.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0) return { kind: 'not-vsm' };
@@ -55,7 +70,11 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   if (!vp.isEnabled(target) || higher === undefined) {
     return { kind: 'unreportable', why: `VTL${where.vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
   }
-  const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl });
+  // A valid GVA is reported with GvaGpaValid, which holds the faulting VTL's TLB lock for the notified VTL until it
+  // returns (§3.9, §4.5): the translation it reads stays what the faulting VTL used.
+  const lockTlb = exit.gvaValid;
+  const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
+  if (lockTlb) p.lockTlb(vp, target, where.vtl);
   const msg = memoryInterceptMessage(ctx, VSM_PARTITION_ID);
   const offer = higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
   vcpu.vm.trace?.emit('vsm_gpa_intercept', vcpu.id, vcpu.nowNs(), {

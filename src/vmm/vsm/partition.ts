@@ -15,11 +15,11 @@
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { Vm } from '../../kvm/vm.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
-import { HvRegisterName as N, HvStatus } from '../../spec/tlfs.js';
+import { HvRegisterName as N, HvStatus, HvVsmVpSecureConfig } from '../../spec/tlfs.js';
 import { VsmError, u64, uint } from './errors.js';
 import { VtlProtections } from './protections.js';
 import {
-  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, codePageOffsetsFor, decodePartitionConfig,
+  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, codePageOffsetsFor, decodePartitionConfig,
   decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
 } from './vsm-registers.js';
 
@@ -47,6 +47,12 @@ export class VsmVp {
   readonly resumeMpState: number[] = [];
   /** HvRegisterVsmVpSecureConfigVtlN values, key = 16 × configuring VTL + N (§3.7: one per (higher VTL, lower VTL) pair). */
   readonly secureConfig = new Map<number, bigint>();
+  /** Index = lower VTL L: bit H is set while VTL H holds L's TLB lock on this VP (§3.9). */
+  readonly tlbLockHolders: number[] = [];
+  /** Index = lower VTL L: how many times L's lock on this VP went from held to free (WaitForTlbLock compares it). */
+  readonly tlbUnlocks: number[] = [];
+  /** Index = VTL L: before the VP resumes L it waits for these VPs' L locks held at the WaitForTlbLock write (§3.9). */
+  readonly tlbWaits: ({ vp: VsmVp; unlocks: number }[] | undefined)[] = [];
 
   constructor(readonly index: number, vtl0: Vcpu) { this.vcpus[0] = vtl0; }
 
@@ -167,6 +173,7 @@ export class VsmPartition {
         return encodePartitionStatus({ enabledVtlSet: this.enabledVtlSet, maximumVtl: this.maximumVtl, mbecEnabledVtlSet: 0, sssEnabledVtlSet: 0 });
       case N.VsmCapabilities: return encodeCapabilities(this.capabilities);
       case N.VsmPartitionConfig: return this.partitionConfig[targetVtl] ?? 0n;
+      case N.VsmVpWaitForTlbLock: return 0n; // write-only (register-names.ts): reads as 0
       default: {
         const n = name - N.VsmVpSecureConfigVtl0;
         if (n >= 0 && n < 15) return vp.secureConfig.get(16 * targetVtl + n) ?? 0n;
@@ -180,8 +187,9 @@ export class VsmPartition {
    * that refuses the value, with nothing changed. Undefined: not a VSM
    * register this step implements. Turning on EnableVtlProtection applies
    * the DefaultVtlProtectionMask to every page for the lower VTLs (§3.7,
-   * §3.8). TlbLocked is refused with INVALID_REGISTER_VALUE until the TLB
-   * lock is built (README.md).
+   * §3.8); TlbLocked in VsmVpSecureConfigVtlN takes or releases the
+   * configuring VTL's lock on VTL N's TLB (§3.9); VsmVpWaitForTlbLock makes
+   * the VP wait before it resumes the target VTL.
    */
   writeVsmRegister(name: number, vp: VsmVp, targetVtl: number, value: bigint): number | undefined {
     u64(value, 'register value');
@@ -200,10 +208,76 @@ export class VsmPartition {
     if (n >= 0 && n < 15) {
       const status = checkSecureConfigWrite(value);
       if (status !== HvStatus.SUCCESS) return status;
-      if (decodeSecureConfig(value).tlbLocked) return HvStatus.INVALID_REGISTER_VALUE;
       vp.secureConfig.set(16 * targetVtl + n, value);
+      if (decodeSecureConfig(value).tlbLocked) this.lockTlb(vp, targetVtl, n); else this.unlockTlb(vp, targetVtl, n);
+      return HvStatus.SUCCESS;
+    }
+    if (name === N.VsmVpWaitForTlbLock) {
+      const status = checkWaitForTlbLockWrite(value);
+      if (status !== HvStatus.SUCCESS) return status;
+      if (value !== 0n) this.waitForTlbLocks(vp, targetVtl);
       return HvStatus.SUCCESS;
     }
     return undefined;
+  }
+
+  // ---------------------------------------------------------------- TLB locks (§3.9, kvm-api-facts §1)
+
+  /**
+   * VTL `holder` locks VTL `lower`'s TLB on `vp`: while any VTL holds it,
+   * kvm's TLB-flush inhibit is set on that VP's VTL-`lower` Vcpu, so a
+   * VTL-`lower` flush hypercall that targets it suspends its caller.
+   */
+  lockTlb(vp: VsmVp, holder: number, lower: number): void {
+    if (lower >= holder) throw new VsmError(`VTL${holder} cannot lock the TLB of VTL${lower}: only lower VTLs`);
+    const before = vp.tlbLockHolders[lower] ?? 0;
+    vp.tlbLockHolders[lower] = before | (1 << holder);
+    if (before === 0) this.setInhibit(vp, lower, 1);
+  }
+
+  /** VTL `holder` releases its lock on VTL `lower`'s TLB on `vp` (nothing if it held none). */
+  unlockTlb(vp: VsmVp, holder: number, lower: number): void {
+    const before = vp.tlbLockHolders[lower] ?? 0;
+    const after = before & ~(1 << holder);
+    if (after === before) return;
+    vp.tlbLockHolders[lower] = after;
+    if (after === 0) {
+      vp.tlbUnlocks[lower] = (vp.tlbUnlocks[lower] ?? 0) + 1;
+      this.setInhibit(vp, lower, 0);
+    }
+  }
+
+  /**
+   * VtlReturn out of `holder` on `vp` releases every lock it holds there
+   * (§3.9), and TlbLocked reads 0 again: the bit is the lock, not a request.
+   */
+  releaseTlbLocks(vp: VsmVp, holder: number): void {
+    for (let lower = 0; lower < holder; lower++) {
+      this.unlockTlb(vp, holder, lower);
+      const key = 16 * holder + lower, cfg = vp.secureConfig.get(key);
+      if (cfg !== undefined) vp.secureConfig.set(key, cfg & ~HvVsmVpSecureConfig.TlbLocked);
+    }
+  }
+
+  /** WaitForTlbLock (§3.9): before `vp` resumes `lower`, the L locks other VPs hold now must be released. */
+  private waitForTlbLocks(vp: VsmVp, lower: number): void {
+    const waits = this.vps.filter((o): o is VsmVp => o !== undefined && o !== vp && (o.tlbLockHolders[lower] ?? 0) !== 0)
+      .map((o) => ({ vp: o, unlocks: o.tlbUnlocks[lower] ?? 0 }));
+    vp.tlbWaits[lower] = waits.length > 0 ? waits : undefined;
+  }
+
+  /** Whether `vp` must not run yet: it is about to resume a VTL whose WaitForTlbLock is not satisfied. */
+  waitsForTlbLock(vp: VsmVp): boolean {
+    const l = vp.activeVtl, waits = vp.tlbWaits[l];
+    if (waits === undefined) return false;
+    if (waits.some((w) => (w.vp.tlbLockHolders[l] ?? 0) !== 0 && (w.vp.tlbUnlocks[l] ?? 0) === w.unlocks)) return true;
+    vp.tlbWaits[l] = undefined;
+    return false;
+  }
+
+  private setInhibit(vp: VsmVp, lower: number, inhibit: number): void {
+    const v = vp.vcpus[lower];
+    v?.setTlbFlushInhibit({ flags: 0, inhibit });
+    v?.vm.trace?.emit(inhibit ? 'vsm_tlb_lock' : 'vsm_tlb_unlock', v.id, v.nowNs(), { vp: vp.index, vtl: lower, holders: vp.tlbLockHolders[lower] ?? 0 });
   }
 }

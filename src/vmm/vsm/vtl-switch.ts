@@ -85,6 +85,7 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   if (lowerVtl === undefined) throw new VsmError(`VP ${vp.index} is in VTL${fromVtl} but has no lower VTL to return to`);
   const from = vp.vcpus[fromVtl]!, to = vp.vcpus[lowerVtl]!;
   copyShared(from, to, stateOptions(p));
+  p.releaseTlbLocks(vp, fromVtl); // §3.9: returning releases every TLB lock this VTL holds on the VP
   const page = fast ? null : assistPageOf(from);
   if (page !== null) {
     const r = to.getRegs();
