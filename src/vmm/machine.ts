@@ -40,6 +40,7 @@ import { describeVcpu } from './diagnose.js';
 import { HvCall, HvStatus, HvVtlEntryReason } from '../spec/tlfs.js';
 import { VsmPartition } from './vsm/partition.js';
 import { handleVsmHypercall } from './vsm/hc-vsm.js';
+import { vpHasStarted } from './vsm/hc-vp.js';
 import { handleProtectionFault } from './vsm/memory-intercept.js';
 import { enterHigherVtl } from './vsm/vtl-switch.js';
 
@@ -236,6 +237,8 @@ export class Machine {
     const vp = this.vsm.vps[this.vcpus[k].id]!;
     if (this.vsm.waitsForTlbLock(vp)) return false;
     if (vp.active.runnable) return true;
+    // An interrupt may enter a higher VTL only of a VP that has started (an AP still waiting for its SIPI has not).
+    if (!vpHasStarted(vp)) return false;
     for (let vtl = vp.activeVtl + 1; vtl < vp.vcpus.length; vtl++) if (vp.isEnabled(vtl) && vp.vcpus[vtl]!.runnable) return true;
     return false;
   }
@@ -250,6 +253,7 @@ export class Machine {
     const vsm = this.vsm;
     if (vsm === null) return this.vcpus[k];
     const vp = vsm.vps[this.vcpus[k].id]!;
+    if (!vpHasStarted(vp)) return vp.active;
     for (let vtl = vp.vcpus.length - 1; vtl > vp.activeVtl; vtl--) {
       const parked = vp.vcpus[vtl];
       if (parked === undefined || !vp.isEnabled(vtl) || !parked.runnable) continue;
@@ -308,7 +312,7 @@ export class Machine {
       case 'shutdown':
         return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
       case 'hyperv-hcall':
-        // The VSM calls (EnablePartitionVtl, EnableVpVtl, VtlCall, VtlReturn, Get/SetVpRegisters) go to the partition.
+        // The VSM calls (vsm/hc-vsm.ts VSM_HYPERCALLS) go to the partition.
         if (this.vsm !== null && handleVsmHypercall(this.vsm, v, exit)) return undefined;
         v.completeHypercall(this.answerHypercall(exit));
         return undefined;

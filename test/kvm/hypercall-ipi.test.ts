@@ -133,3 +133,67 @@ test('trace kvm_hv_send_ipi / kvm_hv_send_ipi_ex', () => {
   assert.deepEqual(m.vm.trace!.named('kvm_hv_send_ipi').map((e) => e.args), [{ vector: 0x41, processor_mask: '2' }]);
   assert.deepEqual(m.vm.trace!.named('kvm_hv_send_ipi_ex').map((e) => e.args), [{ vector: 0x42, format: '0', valid_bank_mask: '1' }]);
 });
+
+// ---------------------------------------------------------------- VTL-aware PV IPIs with AccessVsm (kvm-api-facts §3.2)
+
+const VSM_IPI_FLAGS = ['hv-vpindex', 'hv-ipi', 'hv-synic', 'hv-vapic', 'hv-vsm', 'hv-xmm-input'];
+
+test('AccessVsm: fast RDX bits 39:32 are the input VTL; a named VTL (even VTL0) exits to the VMM with the registers as given', () => {
+  const m = new HvMachine({ flags: VSM_IPI_FLAGS, ids: [0, 1] });
+  for (const vtl of [0x11, 0x10, 0x1f]) {
+    const r = m.hypercall(m.vcpu(0), ipiFast, header(0x40, vtl), 0b10n);
+    assert.equal(r.exit.reason, 'hyperv-hcall', `input VTL 0x${vtl.toString(16)}`);
+    if (r.exit.reason === 'hyperv-hcall') {
+      assert.equal(r.exit.input, ipiFast);
+      assert.deepEqual(r.exit.params, [header(0x40, vtl), 0b10n]);
+    }
+    assert.equal(r.rip, BigInt(CODE), 'RIP stays on the VMCALL until the VMM answers');
+    m.vcpu(0).completeHypercall(BigInt(HvStatus.ACCESS_DENIED));
+    assert.equal(m.runToExit(m.vcpu(0)).reason, 'hlt');
+    assert.equal(m.vcpu(0).getRegs().rax, BigInt(HvStatus.ACCESS_DENIED), 'the VMM\'s answer lands in RAX');
+  }
+  assert.deepEqual(pending(m), [], 'kvm delivered nothing itself');
+});
+
+test('AccessVsm: the reserved-bit check starts at bit 40 (Flags, Reserved) and comes before the exit; RsvdZ VTL bits too', () => {
+  const m = new HvMachine({ flags: VSM_IPI_FLAGS, ids: [0, 1] });
+  const send = (rdx: bigint) => m.hypercall(m.vcpu(0), ipiFast, rdx, 0b10n);
+  for (const [rdx, what] of [
+    [header(0x40, 0x11, 1), 'bit 40 (Flags)'], [header(0x40, 0x11, 0x80), 'bit 47 (Flags)'],
+    [header(0x40, 0x11, 0, 1), 'bit 48 (Reserved)'], [header(0x40, 0x11, 0, 0x8000), 'bit 63 (Reserved)'],
+    [header(0x40, 0x31), 'bit 37 (HV_INPUT_VTL RsvdZ)'],
+  ] as const) {
+    const r = send(rdx);
+    assert.equal(r.exit.reason, 'hlt', what);
+    assert.equal(r.status, HvStatus.INVALID_PARAMETER, what);
+  }
+  assert.deepEqual(pending(m), []);
+  // Bits 39:32 without UseTargetVtl name no VTL: kvm delivers in its own Vm.
+  assert.equal(send(header(0x40, 0x0f)).status, HvStatus.SUCCESS);
+  assert.deepEqual(pending(m), [[1, 0x40]]);
+});
+
+test('AccessVsm: memory-based and Ex forms that name a VTL exit with the input GPA / XMM block; the VMM checks the VP set', () => {
+  const m = new HvMachine({ flags: VSM_IPI_FLAGS, ids: [0, 1] });
+  const v = m.vcpu(0);
+  const exitOf = (r: ReturnType<HvMachine['hypercall']>) => {
+    assert.equal(r.exit.reason, 'hyperv-hcall');
+    v.completeHypercall(0n);
+    m.runToExit(v);
+    return r.exit.reason === 'hyperv-hcall' ? r.exit : assert.fail('no exit');
+  };
+  m.writeQwords(INPUT, [header(0x40, 0x11), 0b10n]);
+  let e = exitOf(m.hypercall(v, ipiSlow, BigInt(INPUT), 0x5000n));
+  assert.deepEqual([e.input, e.params], [ipiSlow, [BigInt(INPUT), 0x5000n]]);
+  assert.ok(e.xmm.every((x) => x.low === 0n && x.high === 0n), 'no XMM block for a memory-based call');
+  m.writeQwords(INPUT, [header(0x50, 0x11), 0n, 0b1n, 0b10n]);
+  e = exitOf(m.hypercall(v, ipiEx(1), BigInt(INPUT)));
+  assert.equal(e.input, ipiEx(1));
+  // XMM fast Ex: RDX header, R8 format, XMM0 = valid banks + bank 0.
+  e = exitOf(m.hypercall(v, ipiEx(1, true), header(0x60, 0x11), 0n, [0b1n, 0b10n]));
+  assert.deepEqual([e.params, e.xmm[0]], [[header(0x60, 0x11), 0n], { low: 0b1n, high: 0b10n }]);
+  // A malformed set (two banks announced, one word) naming a VTL is the VMM's to refuse: kvm checks the VTL first.
+  m.writeQwords(INPUT, [header(0x40, 0x11), 0n, 0b11n, 0x2n]);
+  exitOf(m.hypercall(v, ipiEx(1), BigInt(INPUT)));
+  assert.deepEqual(pending(m), []);
+});

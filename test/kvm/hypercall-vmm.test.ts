@@ -143,7 +143,7 @@ const GUEST_OS_ID = `
   mov edx, 0x81000000
   wrmsr`;
 
-test('the machine answers unhandled PostMessage/SignalEvent with INVALID_CONNECTION_ID and other calls with INVALID_HYPERCALL_CODE', () => {
+test('the machine answers unhandled PostMessage/SignalEvent with INVALID_CONNECTION_ID and passes VSM calls to src/vmm/vsm', () => {
   const cases: [string, string[], number][] = [
     // PostMessage: ConnectionId 77 at 0x200000, MessageType 1, PayloadSize 0.
     [`mov dword ptr [0x200000], 77
@@ -152,9 +152,9 @@ test('the machine answers unhandled PostMessage/SignalEvent with INVALID_CONNECT
       mov ecx, 0x200000`, ['hv-vpindex', 'hv-synic'], HvStatus.INVALID_CONNECTION_ID],
     [`mov eax, ${HvCall.SignalEvent | 0x10000}
       mov ecx, 77`, ['hv-vpindex', 'hv-synic'], HvStatus.INVALID_CONNECTION_ID],
-    // A VSM call the VMM does not implement yet (EnablePartitionVtl and friends are answered by src/vmm/vsm).
+    // A VSM call goes to the partition (src/vmm/vsm/hc-vp.ts): its input at GPA 0 names partition 0, not self.
     [`mov eax, ${HvCall.StartVirtualProcessor}
-      xor ecx, ecx`, ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm'], HvStatus.INVALID_HYPERCALL_CODE],
+      xor ecx, ecx`, ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm'], HvStatus.INVALID_PARTITION_ID],
   ];
   for (const [call, flags, status] of cases) {
     const m = machineWith(`${GUEST_OS_ID}

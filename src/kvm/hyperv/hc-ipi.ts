@@ -10,12 +10,16 @@
  * (TLFS range; KVM answers INVALID_HYPERCALL_INPUT here). An empty set is
  * a successful call that interrupts nobody.
  *
- * Target VTL: kvm knows nothing of VTLs, so the caller is at VTL0 here.
+ * Target VTL: kvm knows nothing of VTLs beyond "this call names one".
  * RsvdZ bits 7:5 ⇒ INVALID_PARAMETER. With AccessVsm exposed, a call that
- * names a target VTL goes to the VMM (kvm-api-facts §3.2: VSM is the VMM's
- * business). Without it only VTL0 exists: naming VTL0 is fine, VTL1 (an
- * implemented VTL above the caller's) is ACCESS_DENIED, VTL2..15 (not
- * implemented) INVALID_PARAMETER (§2.11).
+ * names a target VTL (UseTargetVtl, whatever the VTL) goes to the VMM as a
+ * 'hyperv-hcall' exit (kvm-api-facts §3.2: VSM is the VMM's business);
+ * Flags and Reserved are checked before, so the fast form's RDX carries the
+ * HV_INPUT_VTL byte in bits 39:32 and must be 0 from bit 40 up (the VSM
+ * series' moved reserved-bit check). Without AccessVsm only VTL0 exists
+ * and the caller is in it: naming VTL0 is fine, VTL1 (an implemented VTL
+ * above the caller's) is ACCESS_DENIED, VTL2..15 (not implemented)
+ * INVALID_PARAMETER (§2.11).
  */
 import {
   HV_INPUT_VTL_RESERVED,

@@ -50,20 +50,20 @@
  * interrupt/event registers, VsmVina, VsmVpWaitForTlbLock and the CR
  * intercept registers are not built yet and answer INVALID_PARAMETER.
  */
-import type { VcpuExit } from '../../kvm/exits.js';
 import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../kvm/mp-state.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
-import type { XmmRegister } from '../../kvm/vcpu-regs.js';
-import { checkHypercallBuffer, readHypercallInput } from '../../kvm/hyperv/hc-buffers.js';
-import { hypercallResult, parseHypercallControl, type HypercallControl } from '../../kvm/hyperv/hypercall-input.js';
+import { checkHypercallBuffer } from '../../kvm/hyperv/hc-buffers.js';
+import { parseHypercallControl } from '../../kvm/hyperv/hypercall-input.js';
 import {
-  HV_FAST_GPR_BYTES, HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
+  HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
   HV_REGISTER_VALUE_BYTES, HV_SET_VP_REGISTERS_ELEMENT_BYTES, HV_VP_INDEX_SELF, HvCall, HvEnablePartitionVtlInput as EP, HvEnableVpVtlInput as EV, HvMsr, HvRegisterName as N, HvStatus,
   HvModifyVtlProtectionMaskInput as MP, HvVpRegistersInput as VR, HvVtlEntryReason,
 } from '../../spec/tlfs.js';
 import { ACCESS_WRITE } from '../../x86/host.js';
 import { UD } from '../../x86/regs.js';
 import { VsmError } from './errors.js';
+import { allZero, answer, readInput, view, type Call, type HcallExit } from './hc-call.js';
+import { VP_HYPERCALLS, getVpIndexFromApicId, sendSyntheticClusterIpi, startVirtualProcessor } from './hc-vp.js';
 import { planProtection } from './modify-vtl-protection-mask.js';
 import { handleTranslateVirtualAddress } from './hc-translate.js';
 import { loadInitialVpContext } from './initial-vp-context.js';
@@ -75,26 +75,11 @@ import { isArchRegister, readArchRegister, writeArchRegister } from './vp-regist
 import { checkVtlCall, checkVtlReturn } from './vtl-call.js';
 import { enterHigherVtl, isLongMode, returnToLowerVtl } from './vtl-switch.js';
 
-type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
-
 /** The calls this module answers; the machine answers the others. */
 export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
   HvCall.EnablePartitionVtl, HvCall.EnableVpVtl, HvCall.VtlCall, HvCall.VtlReturn, HvCall.GetVpRegisters, HvCall.SetVpRegisters,
-  HvCall.ModifyVtlProtectionMask, HvCall.TranslateVirtualAddress, HvCall.TranslateVirtualAddressEx,
+  HvCall.ModifyVtlProtectionMask, HvCall.TranslateVirtualAddress, HvCall.TranslateVirtualAddressEx, ...VP_HYPERCALLS,
 ]);
-
-/** One exit being answered. */
-interface Call {
-  readonly p: VsmPartition;
-  readonly vcpu: Vcpu;
-  readonly vp: VsmVp;
-  /** The caller's VTL. */
-  readonly vtl: number;
-  readonly exit: HcallExit;
-  readonly control: HypercallControl;
-  /** 64-bit caller (§1.3 register convention). */
-  readonly long: boolean;
-}
 
 /**
  * Handles `exit` of `vcpu` if it is one of VSM_HYPERCALLS: answers it (or
@@ -117,14 +102,14 @@ export function handleVsmHypercall(p: VsmPartition, vcpu: Vcpu, exit: HcallExit)
     case HvCall.TranslateVirtualAddress: case HvCall.TranslateVirtualAddressEx:
       handleTranslateVirtualAddress(p, vcpu, c.vp, c.vtl, exit, { lockTlb: (vpIndex, lower, holder) => p.lockTlb(p.vps[vpIndex]!, holder, lower) });
       break;
+    case HvCall.StartVirtualProcessor: startVirtualProcessor(c); break;
+    case HvCall.GetVpIndexFromApicId: getVpIndexFromApicId(c); break;
+    case HvCall.SendSyntheticClusterIpi: case HvCall.SendSyntheticClusterIpiEx: sendSyntheticClusterIpi(c); break;
     default: setVpRegisters(c); break;
   }
   return true;
 }
 
-function answer(c: Call, status: number, reps = 0, xmm?: readonly XmmRegister[]): void {
-  c.vcpu.completeHypercall(hypercallResult(status, reps), xmm);
-}
 
 /**
  * Raises #UD at the VMCALL of a refused VtlCall/VtlReturn the way a VMM
@@ -136,37 +121,6 @@ function raiseUndefinedOpcode(vcpu: Vcpu): void {
   const events = vcpu.getVcpuEvents();
   vcpu.setVcpuEvents({ ...events, exception: { injected: 1, nr: UD, hasErrorCode: 0, pending: 0, errorCode: 0 } });
 }
-
-// ---------------------------------------------------------------- input
-
-/**
- * The first `size` input bytes: from guest memory (slow call, with the
- * §1.1/§1.5 buffer checks), or from RDX, R8 and XMM0-5 (fast call; more
- * than 112 bytes, or more than 16 from a 32-bit caller, does not fit:
- * INVALID_HYPERCALL_INPUT). kvm has already #UD'd XMM input it does not offer.
- */
-function readInput(c: Call, size: number): Uint8Array | number {
-  const [rdx, r8] = c.exit.params;
-  if (!c.control.fast) return readHypercallInput(c.vcpu.vm, Number(rdx & 0xffffffffn), Number(rdx >> 32n), size);
-  if (size > HV_FAST_XMM_BYTES || (size > HV_FAST_GPR_BYTES && !c.long)) return HvStatus.INVALID_HYPERCALL_INPUT;
-  return fastBlock(c).subarray(0, size);
-}
-
-/** The 112-byte fast register block: RDX, R8, then XMM0..XMM5 (§1.3). */
-function fastBlock(c: Call): Uint8Array {
-  const block = new Uint8Array(HV_FAST_XMM_BYTES);
-  const dv = new DataView(block.buffer);
-  dv.setBigUint64(0, c.exit.params[0], true);
-  dv.setBigUint64(8, c.exit.params[1], true);
-  c.exit.xmm.forEach((x, k) => {
-    dv.setBigUint64(HV_FAST_PAIR_BYTES * (k + 1), x.low, true);
-    dv.setBigUint64(HV_FAST_PAIR_BYTES * (k + 1) + 8, x.high, true);
-  });
-  return block;
-}
-
-const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-const allZero = (b: Uint8Array) => b.every((x) => x === 0);
 
 /** The highest VTL of `set` below `vtl` (VTL0 is always in it). */
 function highestEnabledBelow(set: number, vtl: number): number {

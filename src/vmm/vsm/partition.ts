@@ -47,6 +47,8 @@ export class VsmVp {
   readonly resumeMpState: number[] = [];
   /** HvRegisterVsmVpSecureConfigVtlN values, key = 16 × configuring VTL + N (§3.7: one per (higher VTL, lower VTL) pair). */
   readonly secureConfig = new Map<number, bigint>();
+  /** StartVirtualProcessor started this VP (hc-vp.ts): started in a higher VTL, its VTL0 may still wait for a SIPI. */
+  startedByHypercall = false;
   /** Index = lower VTL L: bit H is set while VTL H holds L's TLB lock on this VP (§3.9). */
   readonly tlbLockHolders: number[] = [];
   /** Index = lower VTL L: how many times L's lock on this VP went from held to free (WaitForTlbLock compares it). */

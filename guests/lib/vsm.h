@@ -1,0 +1,254 @@
+/*
+ * Virtual Secure Mode from the guest side (tlfs-vsm-facts.md §2.11-§2.15,
+ * §3.1-§3.7, §3.10, §4.1-§4.5): VTL1 on every VP of this kernel, and a
+ * small VTL1 "secure kernel" that serves VTL0's requests.
+ *
+ * Each CPU's VP gets a struct vsm_vp. VTL1 on it has its own page tables
+ * (CR3), GDT with its own TSS, IDT whose handlers report an unexpected
+ * exception and stop, stack, per-CPU data (GS base), VP assist page, SynIC
+ * pages, hypercall input/output pages; one VTL1 hypercall page and guest OS
+ * ID serve every VP's VTL1. All of it lives in the one guest memory that
+ * both VTLs share, identity-mapped in both.
+ *
+ * Enabling (§2.12, §2.13 and hc-vsm.ts's rules): VTL0 enables VTL1 for the
+ * partition, then for its own VP (VTL0 may do that only on its own VP and
+ * only before VTL1 is enabled on any VP). Every other VP's VTL1 is enabled
+ * by VTL1 of a VP that already has it (VSM_CMD_ENABLE_VP). Enabling does not
+ * switch: the first VtlCall on a VP enters its VTL1 at vsm_vtl1_entry, which
+ * sets itself up (vsm_vtl1_start()).
+ *
+ * The service loop: VTL0 puts a request (command + 3 arguments) into its
+ * VP's mailbox and VtlCalls; VTL1 runs the command registered for it and
+ * VtlReturns with the result in RAX through its VTL control area (non-fast
+ * return, §3.3). Entries for an interrupt (reason 2) or an intercept
+ * (reason 3) open an interrupt window so the pending interrupt reaches
+ * VTL1's IDT: registered interrupt callbacks run, and the SINT0 handler
+ * hands the message in SIM slot 0 to the message callback, then frees the
+ * slot (MessageType = 0, EOM if MessagePending, §4.2). VTL1 then returns
+ * with every shared GPR as it found it (RAX and RCX through the control
+ * area), so the interrupted VTL0 code does not notice.
+ */
+#ifndef GUEST_VSM_H
+#define GUEST_VSM_H
+
+#include "types.h"
+#include "hyperv.h"
+#include "percpu.h"
+
+/* Call codes (§2.1). */
+#define HVCALL_MODIFY_VTL_PROTECTION_MASK 0x000c
+#define HVCALL_ENABLE_PARTITION_VTL 0x000d
+#define HVCALL_ENABLE_VP_VTL 0x000f
+#define HVCALL_VTL_CALL 0x0011
+#define HVCALL_VTL_RETURN 0x0012
+#define HVCALL_GET_VP_REGISTERS 0x0050
+#define HVCALL_SET_VP_REGISTERS 0x0051
+
+/* Statuses (§1.6) not in hyperv-hypercall.h. */
+#define HV_STATUS_INVALID_PARTITION_ID 0x000d
+#define HV_STATUS_INVALID_VP_INDEX 0x000e
+#define HV_STATUS_INVALID_REGISTER_VALUE 0x0050
+#define HV_STATUS_INVALID_VTL_STATE 0x0051
+#define HV_STATUS_VTL_ALREADY_ENABLED 0x0086
+#define HV_STATUS_UNKNOWN_REGISTER_NAME 0x0087
+
+#define HV_VP_INDEX_SELF 0xfffffffeU
+/* HV_INPUT_VTL (§2.11): 0 = the caller's VTL. */
+#define HV_INPUT_VTL(vtl) (0x10 | (vtl))
+#define HV_INPUT_VTL_SELF 0
+
+/* Register names (§3.7). */
+#define HV_REG_RIP 0x00020010
+#define HV_REG_RFLAGS 0x00020011
+#define HV_REG_CR0 0x00040000
+#define HV_REG_CR2 0x00040001
+#define HV_REG_CR3 0x00040002
+#define HV_REG_CR4 0x00040003
+#define HV_REG_CR8 0x00040004
+#define HV_REG_DR0 0x00050000
+#define HV_REG_ES 0x00060000
+#define HV_REG_CS 0x00060001
+#define HV_REG_SS 0x00060002
+#define HV_REG_DS 0x00060003
+#define HV_REG_FS 0x00060004
+#define HV_REG_GS 0x00060005
+#define HV_REG_LDTR 0x00060006
+#define HV_REG_TR 0x00060007
+#define HV_REG_IDTR 0x00070000
+#define HV_REG_GDTR 0x00070001
+#define HV_REG_EFER 0x00080001
+#define HV_REG_KERNEL_GS_BASE 0x00080002
+#define HV_REG_VSM_CODE_PAGE_OFFSETS 0x000d0002
+#define HV_REG_VSM_VP_STATUS 0x000d0003
+#define HV_REG_VSM_PARTITION_STATUS 0x000d0004
+#define HV_REG_VSM_PARTITION_CONFIG 0x000d0007
+#define HV_REG_VSM_VP_SECURE_CONFIG_VTL0 0x000d0010
+
+/* HvRegisterVsmVpStatus (§3.7): 3:0 ActiveVtl, 31:16 EnabledVtlSet. */
+#define HV_VP_STATUS(active_vtl, enabled_set) ((u64)(active_vtl) | ((u64)(enabled_set) << 16))
+
+/* HV_VTL_ENTRY_REASON (§3.4). */
+#define HV_VTL_ENTRY_VTL_CALL 1
+#define HV_VTL_ENTRY_INTERRUPT 2
+#define HV_VTL_ENTRY_INTERCEPT 3
+
+/* HV_X64_SEGMENT_REGISTER, HV_X64_TABLE_REGISTER and HV_INITIAL_VP_CONTEXT (§2.13). */
+struct hv_segment { u64 base; u32 limit; u16 selector; u16 attributes; };
+struct hv_table { u16 pad[3]; u16 limit; u64 base; };
+struct hv_initial_vp_context {
+	u64 rip, rsp, rflags;
+	struct hv_segment cs, ds, es, fs, gs, ss, tr, ldtr;
+	struct hv_table idtr, gdtr;
+	u64 efer, cr0, cr3, cr4, pat;
+};
+
+/* HV_VP_VTL_CONTROL (§3.3), at offset 8 of the higher VTL's VP assist page. */
+struct hv_vtl_control {
+	volatile u32 entry_reason;
+	volatile u8 vina_status;
+	u8 reserved1;
+	u16 reserved2;
+	volatile u64 vtl_return_rax, vtl_return_rcx;
+};
+
+/* HV_VP_ASSIST_PAGE (§3.3), up to the intercept message slot. */
+struct hv_vp_assist_page {
+	u32 apic_assist, reserved0;
+	struct hv_vtl_control vtl_control;
+	u8 other[0x70 - 0x20];
+	struct hv_message intercept_message; /* used when VsmPartitionConfig.InterceptPage = 1 */
+};
+
+/* The GPRs a VTL switch carries (all but RSP), in the order the entry code stores them. */
+struct vsm_regs { u64 rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15; };
+
+/* One VTL's way to make slow hypercalls: its hypercall page and input/output pages. */
+struct vsm_hvc { void *page; u64 *in; u64 *out; };
+
+#define VSM_VTL1_STACK_PAGES 4
+#define VSM_VTL1_GDT_ENTRIES (GDT_FIXED_ENTRIES + 2) /* the library's fixed entries, then one TSS */
+#define VSM_VTL1_TSS_SEL (GDT_FIXED_ENTRIES * 8)
+/* VTL1's SINT0 vector: intercept messages arrive on SINT0 (§3.10, §4.2). */
+#define VSM_SINT0_VECTOR 0x40
+#define VSM_MAX_COMMANDS 32
+
+struct vsm_vp;
+/*
+ * A VTL1 command: runs in VTL1 on the VP that VtlCalled, with the shared
+ * GPRs VTL0 passed in *regs (which it may change: VTL0 gets them back,
+ * except RAX and RCX). Its result reaches VTL0 in RAX.
+ */
+typedef u64 (*vsm_command_fn)(struct vsm_vp *vp, struct vsm_regs *regs);
+/*
+ * A VTL1 interrupt handler (the library sends the EOI afterwards), and what
+ * VTL1 does with a SynIC message from SINT0 (an intercept, §4.2-§4.5; the
+ * slot is freed afterwards). Both run in an interrupt or intercept entry,
+ * while VTL0 on that VP may be anywhere, holding any lock (the console's,
+ * the allocator's): they must not print or allocate.
+ */
+typedef void (*vsm_irq_fn)(struct vsm_vp *vp, unsigned vector);
+typedef void (*vsm_message_fn)(struct vsm_vp *vp, const struct hv_message *msg);
+
+/* Commands the library itself serves; tests number theirs from VSM_CMD_USER. */
+enum {
+	VSM_CMD_NOP,
+	VSM_CMD_ENABLE_VP, /* arg[0] = CPU number: EnableVpVtl of its VP with its VTL1 context; returns the status */
+	VSM_CMD_USER,
+};
+
+struct vsm_vp {
+	unsigned cpu;
+	u32 vp_index;
+	/* VTL1's own state. */
+	struct vsm_hvc hvc;                 /* VTL1's hypercall page (shared by all VPs) and this VP's buffers */
+	struct hv_vp_assist_page *assist;
+	u64 *root;                          /* CR3 */
+	u64 *gdt;
+	u64 *idt;                           /* 256 gates of 16 bytes */
+	u8 *stack;                          /* VSM_VTL1_STACK_PAGES pages */
+	u8 *ist;                            /* #DF and NMI stacks, one page each */
+	struct percpu *pc;                  /* GS base: VTL1's per-CPU data and TSS */
+	struct hv_message *sim;             /* SynIC message page */
+	u8 *sief;                           /* SynIC event flags page */
+	/* The mailbox: VTL0 writes the request, VTL1 answers in RAX. */
+	volatile u32 cmd;
+	volatile u64 arg[3];
+	/* What VTL1 saw. */
+	volatile bool ready;                /* set up by its first entry */
+	volatile u64 entries[4];            /* entries by reason; [0]: the first, before the assist page existed */
+	volatile u32 last_reason;
+	volatile u64 irqs;                  /* interrupts taken, SINT0 included */
+	volatile u32 last_vector;
+	volatile u64 messages;              /* SINT0 / intercept-slot messages handled */
+	struct hv_message last_message;
+	/* A command's own VtlReturn: input (0 or 1), with the control area as the command left it. */
+	bool raw_return;
+	u64 raw_input;
+};
+
+/* Stubs in the hypercall pages (§3.6): VTL0's VtlCall, VTL1's VtlCall and VtlReturn. */
+extern u64 vsm_vtl0_call_stub, vsm_vtl0_return_stub, vsm_vtl1_call_stub, vsm_vtl1_return_stub;
+/* VTL0's hypercall page with this CPU's input/output pages. */
+struct vsm_hvc vsm_vtl0_hvc(void);
+/* The VP of a CPU / of this CPU (in either VTL). */
+struct vsm_vp *vsm_vp_of(unsigned cpu);
+static inline struct vsm_vp *vsm_this_vp(void) { return vsm_vp_of(smp_id()); }
+
+/* Slow hypercall through h; returns the result value (§1.2). */
+u64 vsm_hvc_call(const struct vsm_hvc *h, u64 control);
+/* GetVpRegisters of one register (16 bytes into *value when not NULL); returns the status. */
+unsigned vsm_get_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, void *value);
+/* GetVpRegisters of n registers in one rep call; values[i] gets 16 bytes each. Returns the status. */
+unsigned vsm_get_regs(const struct vsm_hvc *h, u32 vp, u8 input_vtl, const u32 *names, unsigned n, void *values);
+/* The 64-bit value of one register of this VP in the caller's VTL; aborts on failure. */
+u64 vsm_get_u64(const struct vsm_hvc *h, u32 name);
+/* SetVpRegisters of one 64-bit register; returns the status. */
+unsigned vsm_set_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, u64 value);
+unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl);
+unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vtl, const struct hv_initial_vp_context *ctx);
+
+/*
+ * VTL0, on the BSP: the hypercall page, every CPU's VP index and VTL1
+ * resources. Call once, before everything below.
+ */
+void vsm_init(void);
+/* Reads VsmCodePageOffsets into *value and sets the VTL0 stubs; returns the status. */
+unsigned vsm_read_code_page_offsets(u64 *value);
+/* VTL1's initial context for a CPU's VP (segments from this VP's VTL0, VTL1's own tables, stack, CR3, GS base). */
+void vsm_build_context(unsigned cpu, struct hv_initial_vp_context *ctx);
+/* VTL0: EnablePartitionVtl(self, VTL1); EnableVpVtl(self, VTL1) with this CPU's VTL1 context. Return the status. */
+unsigned vsm_enable_partition(void);
+unsigned vsm_enable_vp_self(void);
+/* VTL0: the first VtlCall on this CPU, in which VTL1 sets itself up; returns whether it did. */
+bool vsm_vtl1_start(void);
+/* VTL0 on a CPU whose VTL1 runs: VTL1 enables VTL1 on another CPU's VP (VSM_CMD_ENABLE_VP); returns the status. */
+unsigned vsm_enable_vp_from_vtl1(unsigned cpu);
+/*
+ * The whole sequence for every CPU: partition, this VP, VTL1 here enables
+ * the other VPs, each VP's VTL1 sets itself up. Reports only failures
+ * (FAIL lines); returns whether everything worked.
+ */
+bool vsm_setup_all(void);
+
+/* VTL0: VtlCall with the shared GPRs from *r (RCX = 0, the control input); stores what came back in *r. */
+void vsm_vtl_call_regs(struct vsm_regs *r);
+/* VTL0: put a request into this VP's mailbox (for vsm_vtl_call_regs). */
+void vsm_request(unsigned cmd, u64 a0, u64 a1, u64 a2);
+/* VTL0: request, VtlCall, and VTL1's result. */
+u64 vsm_call(unsigned cmd, u64 a0, u64 a1, u64 a2);
+
+/* Register VTL1's handler of a command, an interrupt vector, SINT0 messages (any VP; call from VTL0 before use). */
+void vsm_register_command(unsigned cmd, vsm_command_fn fn);
+void vsm_register_irq(unsigned vector, vsm_irq_fn fn);
+void vsm_register_message_handler(vsm_message_fn fn);
+/*
+ * VTL1, inside a command: VtlReturn with this control input (bit 0 = fast)
+ * and the VTL control area as the command left it, instead of the result.
+ */
+void vsm_return_raw(struct vsm_vp *vp, u64 input);
+
+/* Library internal (lib/vsm-entry.S). */
+void vsm_vtl1_entry(void);
+extern char vsm_vtl1_isr_stubs[];
+
+#endif
