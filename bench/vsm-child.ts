@@ -9,6 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Machine, type MachineResult } from '../src/vmm/machine.js';
+import { HvRegisterName, HvStatus } from '../src/spec/tlfs.js';
+import { decodePartitionConfig, encodePartitionConfig } from '../src/vmm/vsm/vsm-registers.js';
 
 export interface ChildRequest {
   image: string;
@@ -25,6 +27,14 @@ export interface ChildRequest {
    * take targetSeconds; the timed runs use it. These runs also warm the JIT.
    */
   calibrate?: { startIters: number; targetSeconds: number; maxIters: number };
+  /** Hyper-V flags (the CLI's --hv), e.g. for a VSM partition. */
+  hv?: string[];
+  /**
+   * With hv-vsm: before the run, VTL1 is enabled (host side) with protection
+   * on and protects `pages` pages from `baseGfn` up, alternating R-X / R--
+   * (one attribute range per page, bench/vsm.ts).
+   */
+  vsmProtect?: { pages: number; baseGfn: number };
 }
 
 export interface ChildRun {
@@ -92,7 +102,9 @@ function runOnce(req: ChildRequest, image: Uint8Array): ChildRun {
   const m = new Machine({
     image, imagePath: req.image, smp: req.smp, memory: req.memory, append: req.append,
     timeoutSeconds: 300, serial: (b) => { serial += decoder.decode(b, { stream: true }); },
+    hv: req.hv === undefined ? undefined : { flags: new Set(req.hv) },
   });
+  if (req.vsmProtect !== undefined) protect(m, req.vsmProtect);
   const t1 = process.hrtime.bigint();
   const result = m.run();
   const t2 = process.hrtime.bigint();
@@ -102,6 +114,15 @@ function runOnce(req: ChildRequest, image: Uint8Array): ChildRun {
     guestNs: m.vm.clock.roundStartNs, tscHz: m.vm.clock.tscHz, serial,
     rssBefore, rssAfter: rss(), allocatedBytes: m.vm.mem.allocatedBytes,
   };
+}
+
+function protect(m: Machine, o: NonNullable<ChildRequest['vsmProtect']>): void {
+  const p = m.vsm;
+  if (p === null) throw new Error('vsmProtect needs hv-vsm');
+  p.enablePartitionVtl(1);
+  const config = encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: 0xf });
+  if (p.writeVsmRegister(HvRegisterName.VsmPartitionConfig, p.vps[0]!, 1, config) !== HvStatus.SUCCESS) throw new Error('EnableVtlProtection refused');
+  for (let k = 0; k < o.pages; k++) p.protections.protect(1, o.baseGfn + k, o.baseGfn + k + 1, k & 1 ? 0x1 : 0xd);
 }
 
 function main(): void {

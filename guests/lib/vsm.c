@@ -112,6 +112,96 @@ unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vt
 	return HV_RESULT_STATUS(vsm_hvc_call(h, HVCALL_ENABLE_VP_VTL));
 }
 
+_Static_assert(sizeof(struct hv_memory_intercept) == HV_MEMORY_INTERCEPT_BYTES, "memory intercept payload with registers: 0xF0 bytes");
+_Static_assert(__builtin_offsetof(struct hv_memory_intercept, cache_type) == 0x28 &&
+	       __builtin_offsetof(struct hv_memory_intercept, gva) == 0x30 &&
+	       __builtin_offsetof(struct hv_memory_intercept, insn_bytes) == 0x40 &&
+	       __builtin_offsetof(struct hv_memory_intercept, ds) == 0x50 &&
+	       __builtin_offsetof(struct hv_memory_intercept, gprs) == 0x70, "memory intercept layout (§4.5)");
+_Static_assert(sizeof(struct hv_translate_ex_output) == 0x40 &&
+	       __builtin_offsetof(struct hv_translate_ex_output, gpa_page) == 0x30, "TranslateVirtualAddressEx output (§5.3)");
+
+u64 vsm_hvc_call_xmm(const struct vsm_hvc *h, u64 control, const void *in, unsigned in_len, void *out, unsigned out_len)
+{
+	u64 block[HV_XMM_BLOCK_BYTES / 8];
+	unsigned out_at = ALIGN_UP(in_len, 16);
+
+	if (in_len > HV_XMM_BLOCK_BYTES || out_at + out_len > HV_XMM_BLOCK_BYTES)
+		abort_msg("XMM fast hypercall: %u bytes in + %u out do not fit 112 bytes", in_len, out_len);
+	memset(block, 0, sizeof(block));
+	memcpy(block, in, in_len);
+	u64 cr4 = set_cr4_bits(X86_CR4_OSFXSR, 0); /* CR4 is per VTL (§3.2): each VTL sets its own */
+	u64 result = hv_xmm_call(h->page, control | HV_HYPERCALL_FAST, block);
+	write_cr4(cr4);
+	if (out_len)
+		memcpy(out, (u8 *)block + out_at, out_len);
+	return result;
+}
+
+/* The 16-byte ModifyVtlProtectionMask header (§2.18) and the page list after it, into buf. */
+static unsigned protection_input(u64 *buf, u64 partition, u32 mask, u8 input_vtl, const u64 *gpa_pages, unsigned n)
+{
+	buf[0] = partition;
+	buf[1] = mask | ((u64)input_vtl << 32);
+	for (unsigned i = 0; i < n; i++)
+		buf[2 + i] = gpa_pages[i];
+	return 16 + 8 * n;
+}
+
+u64 vsm_modify_protection(const struct vsm_hvc *h, u64 partition, u32 mask, u8 input_vtl, const u64 *gpa_pages, unsigned n)
+{
+	if (n > (PAGE_SIZE - 16) / 8)
+		abort_msg("ModifyVtlProtectionMask of %u pages: the input page holds %lu", n, (PAGE_SIZE - 16) / 8);
+	protection_input(h->in, partition, mask, input_vtl, gpa_pages, n);
+	return vsm_hvc_call(h, HVCALL_MODIFY_VTL_PROTECTION_MASK | HV_HYPERCALL_REP_COUNT(n));
+}
+
+u64 vsm_modify_protection_fast(const struct vsm_hvc *h, u64 partition, u32 mask, u8 input_vtl, const u64 *gpa_pages, unsigned n)
+{
+	u64 in[HV_XMM_BLOCK_BYTES / 8];
+
+	if (n > (HV_XMM_BLOCK_BYTES - 16) / 8)
+		abort_msg("fast ModifyVtlProtectionMask of %u pages: the registers hold %u", n, (HV_XMM_BLOCK_BYTES - 16) / 8);
+	unsigned len = protection_input(in, partition, mask, input_vtl, gpa_pages, n);
+	return vsm_hvc_call_xmm(h, HVCALL_MODIFY_VTL_PROTECTION_MASK | HV_HYPERCALL_REP_COUNT(n), in, len, NULL, 0);
+}
+
+/* The 32-byte TranslateVirtualAddress(Ex) input (§2.16): partition, VP index, reserved u32, flags, GVA page. */
+static void translate_input(u64 *buf, u64 partition, u32 vp, u64 flags, u64 gva_page)
+{
+	buf[0] = partition;
+	buf[1] = vp;
+	buf[2] = flags;
+	buf[3] = gva_page;
+}
+
+u64 vsm_translate(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out)
+{
+	translate_input(h->in, partition, vp, flags, gva_page);
+	memset(h->out, 0xff, sizeof(*out));
+	u64 r = vsm_hvc_call(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS);
+	memcpy(out, h->out, sizeof(*out));
+	return r;
+}
+
+u64 vsm_translate_fast(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out)
+{
+	u64 in[4];
+
+	translate_input(in, partition, vp, flags, gva_page);
+	memset(out, 0xff, sizeof(*out));
+	return vsm_hvc_call_xmm(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS, in, sizeof(in), out, sizeof(*out));
+}
+
+u64 vsm_translate_ex(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_ex_output *out)
+{
+	translate_input(h->in, partition, vp, flags, gva_page);
+	memset(h->out, 0xff, sizeof(*out));
+	u64 r = vsm_hvc_call(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX);
+	memcpy(out, h->out, sizeof(*out));
+	return r;
+}
+
 // ---------------------------------------------------------------- VTL1's resources
 
 static void set_gate(u64 *idt, unsigned vec, unsigned ist)

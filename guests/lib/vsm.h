@@ -27,6 +27,12 @@
  * slot (MessageType = 0, EOM if MessagePending, §4.2). VTL1 then returns
  * with every shared GPR as it found it (RAX and RCX through the control
  * area), so the interrupted VTL0 code does not notice.
+ *
+ * At the end: wrappers for ModifyVtlProtectionMask and
+ * TranslateVirtualAddress(Ex) (§2.16, §2.18, slow and XMM fast), their
+ * flags and result codes (§3.8, §5.1-§5.4), and the memory intercept
+ * payload (§4.4, §4.5) for tests that check protections, intercepts and
+ * TLB locks (§3.9).
  */
 #ifndef GUEST_VSM_H
 #define GUEST_VSM_H
@@ -246,6 +252,116 @@ void vsm_register_message_handler(vsm_message_fn fn);
  * and the VTL control area as the command left it, instead of the result.
  */
 void vsm_return_raw(struct vsm_vp *vp, u64 input);
+
+// ---------------------------------------------------------------- protections, translation, TLB locks
+
+#define HVCALL_TRANSLATE_VIRTUAL_ADDRESS 0x0052
+#define HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX 0x00ac
+#define HV_REG_VSM_VP_WAIT_FOR_TLB_LOCK 0x000d0020
+/* GPA and GVA page numbers (§2.16, §2.18) count 4 KiB pages. */
+#define HV_PAGE_SHIFT 12
+
+/* HvRegisterVsmPartitionConfig (§3.7): bit 0 EnableVtlProtection, 4:1 DefaultVtlProtectionMask. */
+#define HV_VSM_CONFIG_ENABLE_VTL_PROTECTION BIT(0)
+#define HV_VSM_CONFIG_DEFAULT_MASK(mask) ((u64)(mask) << 1)
+/* HvRegisterVsmVpSecureConfigVtlN (§3.7) and HvRegisterVsmVpWaitForTlbLock (§3.9). */
+#define HV_VSM_VP_SECURE_CONFIG_TLB_LOCKED BIT(1)
+#define HV_VSM_WAIT_FOR_TLB_LOCK BIT(0)
+
+/* Protection mask bits (§3.8); without MBEC the masks are none, R, RW, RX (R|KX|UX) and RWX. */
+#define HV_MAP_GPA_READABLE 0x1
+#define HV_MAP_GPA_WRITABLE 0x2
+#define HV_MAP_GPA_KERNEL_EXECUTABLE 0x4
+#define HV_MAP_GPA_USER_EXECUTABLE 0x8
+#define HV_MAP_GPA_RWX 0xf
+
+/* HV_TRANSLATE_GVA_CONTROL_FLAGS (§5.1). */
+#define HV_TRANSLATE_GVA_VALIDATE_READ BIT(0)
+#define HV_TRANSLATE_GVA_VALIDATE_WRITE BIT(1)
+#define HV_TRANSLATE_GVA_VALIDATE_EXECUTE BIT(2)
+#define HV_TRANSLATE_GVA_PRIVILEGE_EXEMPT BIT(3)
+#define HV_TRANSLATE_GVA_SET_PAGE_TABLE_BITS BIT(4)
+#define HV_TRANSLATE_GVA_TLB_FLUSH_INHIBIT BIT(5)
+#define HV_TRANSLATE_GVA_SUPERVISOR_ACCESS BIT(6)
+#define HV_TRANSLATE_GVA_USER_ACCESS BIT(7)
+#define HV_TRANSLATE_GVA_INPUT_VTL(input_vtl) ((u64)(input_vtl) << 56)
+
+/* HV_TRANSLATE_GVA_RESULT (§5.2): code 31:0, cache type 39:32, overlay page bit 40. */
+#define HV_TRANSLATE_RESULT(code, cache, overlay) ((u64)(code) | ((u64)(cache) << 32) | ((overlay) ? BIT(40) : 0))
+enum {
+	HV_TRANSLATE_GVA_SUCCESS,
+	HV_TRANSLATE_GVA_PAGE_NOT_PRESENT,
+	HV_TRANSLATE_GVA_PRIVILEGE_VIOLATION,
+	HV_TRANSLATE_GVA_INVALID_PAGE_TABLE_FLAGS,
+	HV_TRANSLATE_GVA_GPA_UNMAPPED,
+	HV_TRANSLATE_GVA_GPA_NO_READ_ACCESS,
+	HV_TRANSLATE_GVA_GPA_NO_WRITE_ACCESS,
+	HV_TRANSLATE_GVA_GPA_ILLEGAL_OVERLAY_ACCESS,
+	HV_TRANSLATE_GVA_INTERCEPT,
+};
+
+/* HV_CACHE_TYPE (§5.4). */
+#define HV_CACHE_TYPE_UC 0
+#define HV_CACHE_TYPE_WC 1
+#define HV_CACHE_TYPE_WT 4
+#define HV_CACHE_TYPE_WP 5
+#define HV_CACHE_TYPE_WB 6
+
+/* Memory intercept messages (§4.3-§4.5). */
+#define HV_MESSAGE_TYPE_GPA_INTERCEPT 0x80000001u
+#define HV_INTERCEPT_ACCESS_READ 0
+#define HV_INTERCEPT_ACCESS_WRITE 1
+#define HV_INTERCEPT_ACCESS_EXECUTE 2
+/* ExecutionState (§4.4). */
+#define HV_EXEC_STATE_CR0_PE BIT(2)
+#define HV_EXEC_STATE_CR0_AM BIT(3)
+#define HV_EXEC_STATE_EFER_LMA BIT(4)
+#define HV_EXEC_STATE_DEBUG_ACTIVE BIT(5)
+#define HV_EXEC_STATE_VTL(vtl) ((u16)(vtl) << 7)
+/* MemoryAccessInfo (§4.5). */
+#define HV_MEMORY_ACCESS_GVA_VALID BIT(0)
+#define HV_MEMORY_ACCESS_GVA_GPA_VALID BIT(1)
+#define HV_MEMORY_ACCESS_TLB_LOCKED BIT(3)
+
+/*
+ * The memory intercept payload: the sheet's 0x50 bytes (§4.4 header, §4.5)
+ * and, as the VMM sends it (src/vmm/vsm/intercept-message.ts), DS, SS and
+ * RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8-R15 after them: 0xF0 bytes.
+ */
+struct hv_memory_intercept {
+	u32 vp_index;
+	u8 insn_length_cr8;     /* 3:0 instruction length, 7:4 CR8 */
+	u8 access_type;
+	u16 execution_state;
+	struct hv_segment cs;
+	u64 rip, rflags;
+	u32 cache_type;
+	u8 insn_byte_count, access_info, tpr_priority, reserved;
+	u64 gva, gpa;
+	u8 insn_bytes[16];
+	struct hv_segment ds, ss;
+	u64 gprs[16];
+};
+#define HV_MEMORY_INTERCEPT_BYTES 0xf0
+
+/* TranslateVirtualAddress output (§2.16) and the Ex output as hvdef lays it out (§5.3, 0x40 bytes). */
+struct hv_translate_output { u64 result, gpa_page; };
+struct hv_translate_ex_output { u64 result, reserved0, event_info[4], gpa_page, reserved1; };
+
+/*
+ * XMM fast hypercall through h's page (§1.3): in_len input bytes in RDX,
+ * R8, XMM0-XMM5, out_len output bytes from the pairs after the input.
+ * Returns the result value.
+ */
+u64 vsm_hvc_call_xmm(const struct vsm_hvc *h, u64 control, const void *in, unsigned in_len, void *out, unsigned out_len);
+/* ModifyVtlProtectionMask (§2.18) of n GPA pages (n = 0 sends a rep count of 0); returns the result value. */
+u64 vsm_modify_protection(const struct vsm_hvc *h, u64 partition, u32 mask, u8 input_vtl, const u64 *gpa_pages, unsigned n);
+/* The same as an XMM fast call (at most 12 pages). */
+u64 vsm_modify_protection_fast(const struct vsm_hvc *h, u64 partition, u32 mask, u8 input_vtl, const u64 *gpa_pages, unsigned n);
+/* TranslateVirtualAddress (§2.16): slow, XMM fast (output in XMM1), and Ex (slow). Return the result value. */
+u64 vsm_translate(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out);
+u64 vsm_translate_fast(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out);
+u64 vsm_translate_ex(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_ex_output *out);
 
 /* Library internal (lib/vsm-entry.S). */
 void vsm_vtl1_entry(void);

@@ -148,14 +148,25 @@ export class Mmu {
     this.slowWrite(lo, hi, 8, vLo, vHi);
   }
 
-  /** Checks that a write of `size` bytes at the address would succeed, without writing (for RMW and multi-part ops). */
+  /**
+   * Checks that a write of `size` bytes at the address would succeed, without writing (RMW and multi-part ops):
+   * paging, then the owner's page permissions, so the fault (a #PF or a memory fault) is a write's.
+   */
   probeWrite(lo: number, hi: number, size: number): void {
-    this.translate(lo, hi, ACCESS_WRITE, this.c.cpl === 3);
+    const i = (lo >>> 12) & FAST_MASK;
+    // A page in the fast write cache is writable (and readable) now: nothing to check.
+    if (this.wTagLo[i] === (lo & ~0xfff) && this.wTagHi[i] === hi && (lo & 0xfff) + size <= PAGE_SIZE) return;
+    this.probeWritePage(lo, hi);
     const end = (lo & 0xfff) + size - 1;
     if (end > 0xfff) {
       const nlo = ((lo & ~0xfff) + 0x1000) | 0;
-      this.translate(nlo, nlo === 0 && lo !== 0 ? hi + 1 : hi, ACCESS_WRITE, this.c.cpl === 3);
+      this.probeWritePage(nlo, nlo === 0 && lo !== 0 ? hi + 1 : hi);
     }
+  }
+
+  private probeWritePage(lo: number, hi: number): void {
+    const pa = this.translate(lo, hi, ACCESS_WRITE, this.c.cpl === 3);
+    if (this.c.mem.isRam(pa)) this.ownerPerms(pa, ACCESS_WRITE, AccessOrigin.Guest, lo, hi, true);
   }
 
   /** Reads with supervisor privilege regardless of CPL (descriptor tables, TSS, IDT). */

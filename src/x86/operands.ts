@@ -45,6 +45,16 @@ export function readMem(c: Cpu, lo: number, hi: number, sz: number): number {
     default: return c.mmu.read64(lo, hi);
   }
 }
+/**
+ * The memory operand of a read-modify-write instruction. The CPU reads it
+ * with write intent (SDM vol. 3 §4.7: the access is a write, so a page the
+ * instruction may read but not write faults before anything changes, and as
+ * a write): the write access is checked first, then the value is read.
+ */
+export function readMemRmw(c: Cpu, lo: number, hi: number, sz: number): number {
+  c.mmu.probeWrite(lo, hi, sz);
+  return readMem(c, lo, hi, sz);
+}
 export function writeMem(c: Cpu, lo: number, hi: number, sz: number, v: number, vHi = 0): void {
   switch (sz) {
     case 1: c.mmu.write8(lo, hi, v); break;

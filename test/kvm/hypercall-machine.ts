@@ -47,6 +47,8 @@ export interface HvMachineOptions {
   /** Write a non-zero GUEST_OS_ID, as every Hyper-V guest does first (default true). */
   guestOsId?: boolean;
   trace?: boolean;
+  /** Guest RAM in bytes (sparse); default 16 MiB. */
+  memorySize?: number;
 }
 
 export function segment(selector: number, type: number, o: { dpl?: number; l?: number; db?: number; s?: number } = {}): KvmSegment {
@@ -64,7 +66,7 @@ export class HvMachine {
 
   constructor(opts: HvMachineOptions) {
     const hv = resolveHvFeatures({ flags: new Set(opts.flags), spinlocks: opts.spinlocks });
-    this.vm = new Vm({ memorySize: 16 << 20, hyperv: hv, trace: opts.trace ?? true });
+    this.vm = new Vm({ memorySize: opts.memorySize ?? 16 << 20, hyperv: hv, trace: opts.trace ?? true });
     for (const id of opts.ids ?? [0]) {
       const v = this.vm.createVcpu(id);
       v.apic.mmioWrite(REG_SPIV, 0x1ff); // software-enable the APIC so it accepts interrupts

@@ -34,8 +34,8 @@ export class VsmRig {
   readonly m: HvMachine;
   readonly p: VsmPartition;
 
-  constructor(o: { ids?: readonly number[]; maximumVtl?: number; flags?: readonly string[] } = {}) {
-    this.m = new HvMachine({ flags: o.flags ?? VSM_FLAGS, ids: o.ids ?? [0] });
+  constructor(o: { ids?: readonly number[]; maximumVtl?: number; flags?: readonly string[]; spinlocks?: number; memorySize?: number; trace?: boolean } = {}) {
+    this.m = new HvMachine({ flags: o.flags ?? VSM_FLAGS, ids: o.ids ?? [0], spinlocks: o.spinlocks, memorySize: o.memorySize, trace: o.trace });
     this.p = new VsmPartition(this.m.vm, { maximumVtl: o.maximumVtl });
   }
 

@@ -239,4 +239,6 @@ test('§3.8: a page-table walk through a no-access page table is a read intercep
   assert.equal(mem.read8(pl + 5), 0, 'read');
   assert.equal(mem.read64(pl + 0x30), 0x600000n, 'GVA: the address being translated');
   assert.equal(mem.read64(pl + 0x38), BigInt(pte), 'GPA: the paging-structure entry');
+  assert.equal(mem.read8(pl + 0x2d), 1, 'GvaValid only: the GPA is not the GVA\'s translation, and no TLB lock is taken');
+  assert.equal(r.vcpu(0).tlbFlush.inhibited, false);
 });

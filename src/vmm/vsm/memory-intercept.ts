@@ -13,9 +13,9 @@
  *    assist page is not offered: VsmCapabilities.InterceptPageAvailable = 0).
  *    A SynIC that is off, or a full queue, loses the message; the VTL is
  *    entered anyway and finds the reason in its assist page.
- *    With a valid GVA the message reports GvaGpaValid and TlbLocked, and the
- *    notified VTL holds the faulting VTL's TLB lock on this VP until it
- *    returns (§3.9).
+ *    A data access or fetch with a valid GVA reports GvaGpaValid and
+ *    TlbLocked, and the notified VTL holds the faulting VTL's TLB lock on
+ *    this VP until it returns (§3.9); a page-walk fault reports GvaValid only.
  * 4. The VP enters that VTL with entry reason 3 (intercept). Nothing
  *    completes the faulting instruction: after VtlReturn the lower VTL runs
  *    it again, and faults again unless the higher VTL changed something (§3.10).
@@ -25,6 +25,7 @@
  * VP cannot be reported on that VP: the VMM stops the machine with a report.
  */
 import { KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../kvm/exits.js';
+import { AccessOrigin } from '../../x86/host.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
 import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvCacheType, HvTranslateGvaResult, HvVtlEntryReason } from '../../spec/tlfs.js';
@@ -70,9 +71,10 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   if (!vp.isEnabled(target) || higher === undefined) {
     return { kind: 'unreportable', why: `VTL${where.vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
   }
-  // A valid GVA is reported with GvaGpaValid, which holds the faulting VTL's TLB lock for the notified VTL until it
-  // returns (§3.9, §4.5): the translation it reads stays what the faulting VTL used.
-  const lockTlb = exit.gvaValid;
+  // A data access or fetch with a valid GVA is reported with GvaGpaValid: the GPA is that GVA's translation, and the
+  // notified VTL holds the faulting VTL's TLB lock until it returns (§3.9, §4.5), so the translation stays what the
+  // faulting VTL used. A page-walk fault's GPA is a paging entry's, not the GVA's translation: GvaValid only.
+  const lockTlb = exit.gvaValid && exit.origin === AccessOrigin.Guest;
   const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
   if (lockTlb) p.lockTlb(vp, target, where.vtl);
   const msg = memoryInterceptMessage(ctx, VSM_PARTITION_ID);

@@ -72,6 +72,11 @@ export class VtlProtections {
     }
   }
 
+  /** Bytes of the VMM's own mask stores (benchmarks; kvm's attributes are counted by each Vm). */
+  get storageBytes(): number {
+    return this.explicit.reduce((sum, m) => sum + (m?.storageBytes ?? 0), 0);
+  }
+
   /** VTL `vtl`'s mask of frame `gfn`, or undefined where it set none. */
   maskOf(vtl: number, gfn: number): number | undefined {
     if (vtl === this.maximumVtl) {

@@ -114,7 +114,8 @@ export const REGISTERS: readonly RegisterInfo[] = [
   reg('VsmPartitionConfig', N.VsmPartitionConfig, 'u64', 'partition-vtl', 'rw', { higherVtlOnly: true, writeOnce: true }),
   ...seq('VsmVpSecureConfigVtl', N.VsmVpSecureConfigVtl0, 15, (name, n, k) =>
     reg(name, n, 'u64', 'vtl', 'rw', { configuresVtl: k })),
-  reg('VsmVpWaitForTlbLock', N.VsmVpWaitForTlbLock, 'u64', 'vtl', 'wo', { higherVtlOnly: true }),
+  // The target VTL is the one the VP waits to resume (§3.9), a lower VTL than the writer's (HV_INPUT_VTL), so VTL0 has one.
+  reg('VsmVpWaitForTlbLock', N.VsmVpWaitForTlbLock, 'u64', 'vtl', 'wo'),
   reg('CrInterceptControl', N.CrInterceptControl, 'u64', 'vtl', 'rw', { higherVtlOnly: true }),
   reg('CrInterceptCr0Mask', N.CrInterceptCr0Mask, 'u64', 'vtl', 'rw', { higherVtlOnly: true }),
   reg('CrInterceptCr4Mask', N.CrInterceptCr4Mask, 'u64', 'vtl', 'rw', { higherVtlOnly: true }),

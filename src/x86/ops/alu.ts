@@ -9,7 +9,7 @@ import { markPure, type Handler, type Insn } from '../insn.js';
 import { fastAlu } from './alu-fast.js';
 import { mul32x32, mul64lo, mul64x64, productFits64, W } from '../wide-mul.js';
 import { def } from '../opcode-table.js';
-import { getReg, readMem, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp } from '../operands.js';
+import { getReg, readMem, readMemRmw, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp } from '../operands.js';
 import { AF, CF, DE, OF, RAX, RDX, SF, ZF } from '../regs.js';
 
 const ADD = 0, OR = 1, ADC = 2, SBB = 3, AND = 4, SUB = 5, XOR = 6, CMP = 7;
@@ -110,7 +110,7 @@ function aluOp(op: number, dir: 'rm' | 'reg', src: 'reg' | 'rm' | 'imm'): Handle
       return;
     }
     const lo = i.ea(c, i), hi = c.tHi;
-    const a = readMem(c, lo, hi, sz), aHi = c.tHi;
+    const a = write ? readMemRmw(c, lo, hi, sz) : readMem(c, lo, hi, sz), aHi = c.tHi;
     if (sz === 8) {
       const r = alu64(c, op, a, aHi, b, bHi);
       if (write) writeMem(c, lo, hi, 8, r, c.tHi);
@@ -210,7 +210,7 @@ function unary(fn: (c: Cpu, sz: number, a: number, aHi: number) => number): Hand
       return;
     }
     const lo = i.ea(c, i), hi = c.tHi;
-    const a = readMem(c, lo, hi, sz), aHi = c.tHi;
+    const a = readMemRmw(c, lo, hi, sz), aHi = c.tHi;
     const r = fn(c, sz, a, aHi);
     writeMem(c, lo, hi, sz, r, c.tHi);
   };

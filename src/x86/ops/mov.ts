@@ -10,7 +10,7 @@ import { leaOffset, linear } from '../ea.js';
 import { markPure, type Handler } from '../insn.js';
 import { def } from '../opcode-table.js';
 import {
-  getReg, readMem, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp, writeRm,
+  getReg, readMem, readMemRmw, readRegOp, readRm, setReg, sext, trunc, writeMem, writeRegOp, writeRm,
 } from '../operands.js';
 import { alu, alu64 } from './alu.js';
 import { loadSegment } from '../segments.js';
@@ -167,7 +167,7 @@ const xchgRm: Handler = (c, i) => {
     return;
   }
   const lo = i.ea(c, i), hi = c.tHi;
-  const m = readMem(c, lo, hi, sz), mHi = c.tHi;
+  const m = readMemRmw(c, lo, hi, sz), mHi = c.tHi;
   writeMem(c, lo, hi, sz, r, rHi);
   writeRegOp(c, i, m, mHi);
 };
@@ -260,7 +260,7 @@ const cmpxchg: Handler = (c, i) => {
   const sz = i.osz;
   let memLo = 0, memHi = 0, d: number, dHi: number;
   if (i.rm >= 0) { d = getReg(c, sz === 1 ? i.rm8 : i.rm, sz); dHi = c.tHi; }
-  else { memLo = i.ea(c, i); memHi = c.tHi; d = readMem(c, memLo, memHi, sz); dHi = c.tHi; }
+  else { memLo = i.ea(c, i); memHi = c.tHi; d = readMemRmw(c, memLo, memHi, sz); dHi = c.tHi; }
   const a = getReg(c, RAX, sz), aHi = c.tHi;
   if (sz === 8) alu64(c, 7, a, aHi, d, dHi); else alu(c, 7, sz, a, d);
   const equal = getZF(c) !== 0;
@@ -282,7 +282,7 @@ const xadd: Handler = (c, i) => {
   const s = readRegOp(c, i), sHi = c.tHi;
   let memLo = 0, memHi = 0, d: number, dHi: number;
   if (i.rm >= 0) { d = getReg(c, sz === 1 ? i.rm8 : i.rm, sz); dHi = c.tHi; }
-  else { memLo = i.ea(c, i); memHi = c.tHi; d = readMem(c, memLo, memHi, sz); dHi = c.tHi; }
+  else { memLo = i.ea(c, i); memHi = c.tHi; d = readMemRmw(c, memLo, memHi, sz); dHi = c.tHi; }
   const r = sz === 8 ? alu64(c, 0, d, dHi, s, sHi) : alu(c, 0, sz, d, s);
   const rHi = c.tHi;
   if (i.rm >= 0) { writeRegOp(c, i, d, dHi); setReg(c, sz === 1 ? i.rm8 : i.rm, sz, r, rHi); }
@@ -349,7 +349,7 @@ function bitOp(op: number, imm: boolean): Handler {
       memHi = c.codeSize === 64 ? Number(BigInt.asIntN(32, full >> 32n)) : 0;
       if (c.codeSize !== 64) memLo = (a + Number(BigInt.asIntN(32, byteDelta))) | 0;
       bit = offLo & (bits - 1);
-      lo = readMem(c, memLo, memHi, sz); hi = c.tHi;
+      lo = op === 0 ? readMem(c, memLo, memHi, sz) : readMemRmw(c, memLo, memHi, sz); hi = c.tHi;
     }
     const word = bit >= 32 ? hi : lo;
     const b = (word >>> (bit & 31)) & 1;

@@ -7,7 +7,7 @@ import type { Cpu } from '../cpu.js';
 import { FOp, materializeFlags, PARITY, setArithFlags } from '../flags.js';
 import { markPure, type Handler, type Insn } from '../insn.js';
 import { def } from '../opcode-table.js';
-import { readMem, readRegOp, writeMem, getReg, setReg } from '../operands.js';
+import { readMemRmw, readRegOp, writeMem, getReg, setReg } from '../operands.js';
 import { CF, OF, RCX, SF, ZF } from '../regs.js';
 
 function toBig(lo: number, hi: number, sz: number): bigint {
@@ -147,7 +147,7 @@ function group2(countSrc: 'one' | 'cl' | 'imm'): Handler {
     count &= sz === 8 ? 0x3f : 0x1f;
     let lo: number, hi = 0, memLo = 0, memHi = 0;
     if (i.rm >= 0) { lo = getReg(c, sz === 1 ? i.rm8 : i.rm, sz); hi = c.tHi; }
-    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
+    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMemRmw(c, memLo, memHi, sz); hi = c.tHi; }
     if (count === 0) {
       // No flags change and memory is not written, but a 32-bit register destination is still zero-extended.
       if (sz === 4 && i.rm >= 0) c.rhi[i.rm] = 0;
@@ -239,7 +239,7 @@ function doubleShift(left: boolean, countSrc: 'cl' | 'imm'): Handler {
     let count = (countSrc === 'cl' ? c.rlo[RCX] : i.imm) & (sz === 8 ? 0x3f : 0x1f);
     let lo: number, hi = 0, memLo = 0, memHi = 0;
     if (i.rm >= 0) { lo = getReg(c, i.rm, sz); hi = c.tHi; }
-    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMem(c, memLo, memHi, sz); hi = c.tHi; }
+    else { memLo = i.ea(c, i); memHi = c.tHi; lo = readMemRmw(c, memLo, memHi, sz); hi = c.tHi; }
     if (count === 0) {
       if (sz === 4 && i.rm >= 0) c.rhi[i.rm] = 0;
       return;
