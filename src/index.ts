@@ -25,6 +25,8 @@ export { GuestMemoryAccess, ProtectedMemoryError, GuestMemoryAccessError } from 
 // Hyper-V enlightenments.
 export { resolveHvFeatures, HvFeatures, HvFeatureError, type HvConfig } from './kvm/hyperv/features.js';
 export { hypervCpuidEntries } from './kvm/hyperv/cpuid.js';
+export { OnHyperv, type OnHypervOptions } from './kvm/on-hyperv/on-hyperv.js';
+export { L0Hypervisor } from './l0/l0.js';
 // Guest memory and the PC machine.
 export { PhysMemory } from './memory/phys-memory.js';
 export { Machine, type MachineOptions, type MachineResult } from './vmm/machine.js';

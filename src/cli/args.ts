@@ -5,6 +5,7 @@
  *   vsmvisor run IMAGE [--smp N] [-m SIZE] [--append TEXT] [--initrd FILE]...
  *                      [--hv LIST] [--max-insns N] [--timeout SECONDS]
  *                      [--serial FILE] [--trace FILE] [--device NAME]... [--protected-memory rfc|upstream]
+ *                      [--on-hyperv fixed|unfixed|plain]
  *   vsmvisor --help | -h        vsmvisor run --help
  *   vsmvisor --version
  *
@@ -13,6 +14,8 @@
  * `--` ends the options. Each option may be given once, except --initrd, which
  * adds one Multiboot module per use, in order, and --device (one device each).
  */
+
+import { ON_HYPERV_MODES, type OnHypervMode } from '../kvm/on-hyperv/modes.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -55,6 +58,11 @@ options for run:
                       protected guest memory: 'rfc' = the KVM protected memory
                       RFC's hypercalls 12/13/14 (not with --hv); 'upstream' =
                       private memory with the MAP_GPA_RANGE hypercall (12)
+  --on-hyperv fixed|unfixed|plain
+                      run the guest as L2 of our core running on a model of
+                      Hyper-V (identity second-level tables, L0 flushes in the
+                      trace): 'fixed' = enlightened TLB with the 2023 fix,
+                      'unfixed' = without it, 'plain' = no enlightened TLB
   -h, --help          show this help
 `;
 
@@ -132,6 +140,8 @@ export interface RunOptions {
   readonly devices?: readonly DeviceName[];
   /** --protected-memory: which protected-memory ABI the VM offers; absent = none. */
   readonly protectedMemory?: 'rfc' | 'upstream';
+  /** --on-hyperv: run as L2 under the Hyper-V (L0) model; absent = not nested. */
+  readonly onHyperv?: OnHypervMode;
 }
 
 export type CliCommand =
@@ -153,6 +163,7 @@ const RUN_VALUE_OPTIONS = [
   '--tsc-mhz',
   '--device',
   '--protected-memory',
+  '--on-hyperv',
 ] as const;
 type RunValueOption = (typeof RUN_VALUE_OPTIONS)[number];
 
@@ -243,6 +254,7 @@ function parseRun(args: readonly string[]): CliCommand {
       ...(devices.length > 0 ? { devices } : {}),
       // Only when given, so an options object without it stays as it was.
       ...(opt('--protected-memory') === undefined ? {} : { protectedMemory: parseProtectedMemory(opt('--protected-memory')) }),
+      ...(opt('--on-hyperv') === undefined ? {} : { onHyperv: parseOnHyperv(opt('--on-hyperv')!) }),
     },
   };
 }
@@ -267,6 +279,13 @@ function isRunValueOption(name: string): name is RunValueOption {
 export function parseProtectedMemory(text: string | undefined): 'rfc' | 'upstream' | undefined {
   if (text === undefined || text === 'rfc' || text === 'upstream') return text;
   throw new UsageError(`--protected-memory must be 'rfc' or 'upstream', not '${text}'`);
+}
+
+/** --on-hyperv: one of ON_HYPERV_MODES (src/kvm/on-hyperv/modes.ts). */
+export function parseOnHyperv(text: string): OnHypervMode {
+  const mode = ON_HYPERV_MODES.find((m) => m === text);
+  if (mode === undefined) throw new UsageError(`--on-hyperv must be one of ${ON_HYPERV_MODES.join(', ')}, not '${text}'`);
+  return mode;
 }
 
 /** A positive rate (MIPS, MHz): a number from 1 to 1,000,000. */

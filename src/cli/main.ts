@@ -10,6 +10,7 @@ import { ImageError } from '../vmm/loader/elf.js';
 import { Machine } from '../vmm/machine.js';
 import { IoBusError } from '../vmm/io-bus.js';
 import { HvFeatureError } from '../kvm/hyperv/features.js';
+import { startOnHyperv } from '../kvm/on-hyperv/modes.js';
 
 export const EXIT_USAGE = 2, EXIT_SHUTDOWN = 3, EXIT_LIMIT = 4;
 
@@ -39,6 +40,10 @@ function runGuest(o: RunOptions): number {
     doorbell: o.devices?.includes('doorbell') === true,
     serial: (b) => { writeSync(fd, b); },
   });
+  if (o.onHyperv !== undefined) {
+    if (machine.vsm !== null) throw new UsageError('--on-hyperv cannot be combined with hv-vsm: only the VTL0 Vm would run nested');
+    startOnHyperv(machine.vm, machine.vcpus, o.onHyperv);
+  }
   const r = machine.run();
   if (fd !== 1) closeSync(fd);
   if (o.trace !== undefined) writeTrace(o.trace, machine.vm.trace!.toChromeJson());

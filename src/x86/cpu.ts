@@ -15,7 +15,7 @@ import { ABORT, CpuAbort, CpuFault } from './fault.js';
 import { FOp, materializeFlags } from './flags.js';
 import type { CpuHost } from './host.js';
 import { deliverEvent, EventKind } from './interrupts.js';
-import { Mmu } from './mmu.js';
+import { Mmu, type SecondStage } from './mmu.js';
 import { vpnKey } from './tlb.js';
 import { ATTR_DB, ATTR_L, ATTR_P, ATTR_S } from './segment-cache.js';
 import { CR0_ET, CR0_PE, CS, EFER_LMA, IF, TR, LDTR } from './regs.js';
@@ -252,6 +252,11 @@ export class Cpu {
   }
   /** The owner changed page permissions: drop everything derived from the old ones. */
   permissionsChanged(): void { this.mmu.dropFast(); }
+  /** Installs (or with null removes) a second translation stage (mmu.ts SecondStage); every cached translation goes. */
+  setSecondStage(stage: SecondStage | null): void {
+    this.mmu.secondStage = stage;
+    this.mmu.flushAll();
+  }
 
 
   /**

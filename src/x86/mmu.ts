@@ -8,6 +8,10 @@
  * the current privilege, owner page permissions, dirty bit already set, no
  * decoded code on the page for writes); they can be dropped at any time without
  * architectural effect, and are, whenever anything they derive from changes.
+ *
+ * An owner may add a second translation stage (SecondStage, as nested paging
+ * does); without one, the cost is a null check on TLB fills and paging-off
+ * slow paths, never on the fast paths.
  */
 import { CHUNK_SIZE, PAGE_SIZE, type Chunk } from '../memory/phys-memory.js';
 import type { Cpu } from './cpu.js';
@@ -30,6 +34,20 @@ export const MAX_PHYS_BITS = 40;
 const PHYS_HI_MASK = (1 << (MAX_PHYS_BITS - 32)) - 1;
 const EMPTY = new DataView(new ArrayBuffer(8));
 
+/**
+ * A second stage of address translation, as nested paging (AMD NPT, Intel EPT)
+ * adds one: every guest-physical address the CPU produces (paging-structure
+ * entries it reads or updates, the frame a walk ends in, linear addresses
+ * while paging is off) is translated again, to an address in `mem`. It is
+ * consulted only when the TLB misses and on paging-off slow paths; the TLB
+ * and the fast caches then hold the combined translation, so the owner calls
+ * `cpu.flushTlb()` whenever a translation it gave may have changed.
+ */
+export interface SecondStage {
+  /** The address in `mem` of guest-physical `gpa` (same page offset), or -1: the access becomes a memory fault at `gpa`. */
+  translate(gpa: number): number;
+}
+
 export class Mmu {
   readonly tlb = new Tlb();
   private readonly c: Cpu;
@@ -50,6 +68,8 @@ export class Mmu {
   /** PAE page-directory-pointer table entries, loaded with CR3 (lo/hi pairs). */
   readonly pdpte = new Int32Array(8);
   private readonly walkOut = new Int32Array(2);
+  /** Installed with Cpu.setSecondStage; null: guest-physical addresses are addresses in `mem`. */
+  secondStage: SecondStage | null = null;
 
   constructor(c: Cpu) {
     this.c = c;
@@ -225,6 +245,13 @@ export class Mmu {
 
   // ---- physical access ----
 
+  /** A guest-physical address through the second stage; a memory fault at `gpa` if it has no translation. */
+  private stage2(gpa: number, access: number, origin: AccessOrigin, gvaLo: number, gvaHi: number): number {
+    const pa = this.secondStage!.translate(gpa);
+    if (pa < 0) this.memFault(gpa, access, origin, gvaLo, gvaHi, true);
+    return pa;
+  }
+
   private ownerPerms(pa: number, access: number, origin: AccessOrigin, gvaLo: number, gvaHi: number, gvaValid: boolean): void {
     const perms = this.c.host.pagePermissions(Math.floor(pa / PAGE_SIZE));
     if ((perms & access) === access) return;
@@ -284,6 +311,7 @@ export class Mmu {
 
   /** Reads a paging-structure entry (lo returned, hi in walkOut[1]), subject to owner permissions. */
   private readEntry(pa: number, lo: number, hi: number): number {
+    if (this.secondStage !== null) pa = this.stage2(pa, ACCESS_READ, AccessOrigin.PageWalk, lo, hi);
     const mem = this.c.mem;
     if (!mem.isRam(pa)) { this.walkOut[1] = -1; return -1; }
     this.ownerPerms(pa, ACCESS_READ, AccessOrigin.PageWalk, lo, hi, true);
@@ -295,6 +323,7 @@ export class Mmu {
 
   /** Sets bits in the low dword of a paging-structure entry (A/D updates). */
   private setEntryBits(pa: number, bits: number, lo: number, hi: number): void {
+    if (this.secondStage !== null) pa = this.stage2(pa, ACCESS_WRITE, AccessOrigin.PageWalk, lo, hi);
     const mem = this.c.mem;
     this.ownerPerms(pa, ACCESS_WRITE, AccessOrigin.PageWalk, lo, hi, true);
     if (mem.isCode(Math.floor(pa / PAGE_SIZE))) { mem.notifyWrite(pa, 4); this.c.brk = true; }
@@ -358,7 +387,7 @@ export class Mmu {
     const c = this.c;
     if (!(c.cr0 & CR0_PG)) {
       this.lastNoPaging = true; this.lastOk = null;
-      return lo >>> 0;
+      return this.secondStage === null ? lo >>> 0 : this.stage2(lo >>> 0, access, AccessOrigin.Guest, lo, hi);
     }
     this.lastNoPaging = false; this.lastOk = null;
     const vpn = vpnKey(lo, hi);
@@ -502,6 +531,7 @@ export class Mmu {
       const pageMask = (1 << shift) - 1;
       frame = baseHi * 4294967296 + ((entryLo & ~pageMask) >>> 0) + ((lo & pageMask & ~0xfff) >>> 0);
     }
+    if (this.secondStage !== null) frame = this.stage2(frame + (lo & 0xfff), access, AccessOrigin.Guest, lo, hi) - (lo & 0xfff);
     const e = new TlbEntry(frame, userOk, writeOk, nx, dirty, global, shift);
     this.tlb.insert(vpnKey(lo, hi), this.pcid, e);
     return e;
@@ -509,6 +539,7 @@ export class Mmu {
 
   /** Reads a 32-bit paging entry (32-bit paging mode). */
   private readEntry32(pa: number, lo: number, hi: number): number {
+    if (this.secondStage !== null) pa = this.stage2(pa, ACCESS_READ, AccessOrigin.PageWalk, lo, hi);
     const mem = this.c.mem;
     if (!mem.isRam(pa)) return -1;
     this.ownerPerms(pa, ACCESS_READ, AccessOrigin.PageWalk, lo, hi, true);
