@@ -275,7 +275,7 @@ function protections(problems: string[]): ProtectionPatternReport[] {
 /** MIPS of a benchmark guest in a child process, with or without the protections (ChildRequest.vsmProtect). */
 function mips(guest: string, protect: boolean, iters: number): number {
   const rep = runVsmChild({
-    image: benchImage(guest), smp: 1, memory: 5 << 30, reps: 1, append: `iters=${iters}`,
+    image: benchImage(guest), smp: 1, memory: 5 * 2 ** 30, reps: 1, append: `iters=${iters}`,
     hv: [...VSM_FLAGS], vsmProtect: protect ? { pages: PROTECTED_PAGES, baseGfn: 0x10000 } : undefined,
   });
   const run = rep.runs[0];

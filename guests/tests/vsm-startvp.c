@@ -21,15 +21,18 @@
  * RFLAGS, control registers, EFER, PAT, segments, descriptor tables, its VP
  * index and, through GetVpRegisters, its VsmVpStatus: the VTL it runs in);
  * the BSP compares with the context. VP 1's VTL1 then VtlReturns: its VTL0
- * waits for a SIPI (hc-vp.ts startVp), VsmVpStatus shows VTL0 active.
+ * waits for its start (hc-vp.ts startVp), VsmVpStatus shows VTL0 active. A
+ * SIPI for it is dropped (§3.10); VTL0 on the BSP starts VP 1's VTL0 with
+ * StartVirtualProcessor(target VTL0) and its own context, which VTL0 runs;
+ * an INIT and a SIPI to that running VTL0 are dropped too.
  *
  * Statuses (§2.14): target VTL above the caller => ACCESS_DENIED; VTL not
- * enabled on the VP, VP already started => INVALID_VP_STATE; own VP,
+ * enabled on the VP, that (VP, VTL) already started, a VTL above 0 of a VP
+ * that has started => INVALID_VP_STATE; own VP,
  * HV_VP_INDEX_SELF, a VP index no VP has => INVALID_VP_INDEX; partition 0
  * => INVALID_PARTITION_ID; TargetVtl 16, a reserved byte => INVALID_PARAMETER;
  * fast => INVALID_HYPERCALL_INPUT; a VTL1 context without CR0.PE =>
- * INVALID_REGISTER_VALUE and the VP stays unstarted. A SIPI for VP 1's
- * VTL0, which waits for one, is dropped since VTL1 is enabled there (§3.10).
+ * INVALID_REGISTER_VALUE and the VP stays unstarted.
  *
  * Run with --hv hv-vpindex,hv-synic,hv-vapic,hv-vsm, --smp 2 or more and
  * --initrd of a file "NR_CPUS=1"; test/guests/vsm-interrupts.test.ts counts.
@@ -363,22 +366,16 @@ static void start_in_vtl1(struct ap *a)
 	st = vp_status_of(a->vp);
 	report(st == HV_VP_STATUS(1, 0x3), "VP%u VTL1: VsmVpStatus of VP%u = 0x%lx: VTL1 active, VTLs {0, 1}", hv_vp_of[0],
 	       a->vp, st);
-	for (unsigned vtl = 0; vtl < 2; vtl++) {
-		r.vtl = vtl;
-		s = start_from(1, &r);
-		report(s == HV_STATUS_INVALID_VP_STATE, "VTL1: StartVirtualProcessor(VP%u, VTL%u) once it runs => INVALID_VP_STATE (0x%x)",
-		       a->vp, vtl, s);
-	}
+	s = start_from(1, &r);
+	report(s == HV_STATUS_INVALID_VP_STATE, "VTL1: StartVirtualProcessor(VP%u, VTL1) once it runs => INVALID_VP_STATE (0x%x)",
+	       a->vp, s);
 
-	/* Its VTL1 returns: VTL0 waits for a SIPI it will not get (§3.10), and nothing enters VTL1 again. */
+	/* Its VTL1 returns: VTL0 waits for its start (no SIPI will end that, §3.10), and nothing enters VTL1 again. */
 	a->release = 1;
 	for (unsigned i = 0; i < 1000 && (st = vp_status_of(a->vp)) != HV_VP_STATUS(0, 0x3); i++)
 		pause();
-	r.vtl = 0;
-	s = start_from(1, &r);
-	report(st == HV_VP_STATUS(0, 0x3) && s == HV_STATUS_INVALID_VP_STATE && !a->reentered,
-	       "VP%u after its VTL1's VtlReturn: VsmVpStatus 0x%lx (VTL0 active); StartVirtualProcessor(VTL0) => INVALID_VP_STATE (0x%x)",
-	       a->vp, st, s);
+	report(st == HV_VP_STATUS(0, 0x3) && !a->reentered,
+	       "VP%u after its VTL1's VtlReturn: VsmVpStatus 0x%lx (VTL0 active, waiting for its start)", a->vp, st);
 }
 
 /*
@@ -404,6 +401,60 @@ static void sipi_dropped(struct ap *a)
 	report(page0[0xff0] == 0 && st == HV_VP_STATUS(0, 0x3),
 	       "VP%u (VTL1 enabled): a SIPI for its VTL0 is dropped (marker 0x%x at 0xff0), VsmVpStatus 0x%lx", a->vp,
 	       page0[0xff0], st);
+}
+
+/* A register of VP `vp`'s VTL `vtl`, through GetVpRegisters from VTL1; ~0 if refused. */
+static u64 reg_of(u32 vp, unsigned vtl, u32 name)
+{
+	got[0] = ~0UL;
+	unsigned s = vsm_call(CMD_GET, vp, HV_INPUT_VTL(vtl), name);
+	return s == HV_STATUS_SUCCESS ? got[0] : ~0UL;
+}
+
+/*
+ * §2.14, §3.10: VTL0 of VP1, which started in VTL1, is started by
+ * StartVirtualProcessor(target VTL0) from the BSP's VTL0, once; then VTL0 and
+ * VTL1 of VP1 have both started. `a` is VP1's VTL0 (its own context).
+ */
+static void start_vtl0_after_vtl1(struct ap *a)
+{
+	struct start_req r = { .partition = HV_PARTITION_ID_SELF, .vp = a->vp, .vtl = 0, .ctx = &a->ctx };
+
+	build_context(a, ap_entry_start, &a->ctx);
+	unsigned s = start_from(0, &r);
+	report(s == HV_STATUS_SUCCESS, "VP%u VTL0: StartVirtualProcessor(VP%u, VTL0) of the VP started in VTL1 (0x%x)", hv_vp_of[0],
+	       a->vp, s);
+	check_ap(a, 0x3);
+	s = start_from(0, &r);
+	report(s == HV_STATUS_INVALID_VP_STATE, "VTL0: StartVirtualProcessor(VP%u, VTL0) again => INVALID_VP_STATE (0x%x)", a->vp, s);
+	for (unsigned vtl = 0; vtl < 2; vtl++) {
+		r.vtl = vtl;
+		s = start_from(1, &r);
+		report(s == HV_STATUS_INVALID_VP_STATE,
+		       "VTL1: StartVirtualProcessor(VP%u, VTL%u) once both VTLs started => INVALID_VP_STATE (0x%x)", a->vp, vtl, s);
+	}
+}
+
+/*
+ * §3.10: VP1's VTL0 now runs (it halts for good with IF = 0). An INIT and a
+ * SIPI to it are dropped: were the INIT taken, VTL0 would be at the reset
+ * vector in real mode, and the SIPI would run the marker code at physical 0.
+ */
+static void init_dropped(struct ap *a)
+{
+	volatile u8 *page0;
+
+	asm("" : "=r"(page0) : "0"(0UL)); /* physical 0, hidden from GCC's null-pointer bounds checks */
+	page0[0xff0] = 0;
+	u64 rip = reg_of(a->vp, 0, HV_REG_RIP), cr0 = reg_of(a->vp, 0, HV_REG_CR0);
+	apic_icr_write(APIC_DM_INIT | APIC_DEST_PHYSICAL | APIC_INT_ASSERT, a->pc.apic_id);
+	apic_icr_write(APIC_DM_STARTUP | APIC_DEST_PHYSICAL | APIC_INT_ASSERT | 0x00, a->pc.apic_id);
+	for (unsigned i = 0; i < SIPI_ROUNDS; i++)
+		pause();
+	u64 rip2 = reg_of(a->vp, 0, HV_REG_RIP), cr0_2 = reg_of(a->vp, 0, HV_REG_CR0);
+	report(rip2 == rip && cr0_2 == cr0 && (cr0 & X86_CR0_PE) && page0[0xff0] == 0,
+	       "VP%u (VTL1 enabled, VTL0 running): INIT and SIPI for its VTL0 are dropped: RIP 0x%lx -> 0x%lx, CR0 0x%lx -> 0x%lx, marker 0x%x",
+	       a->vp, rip, rip2, cr0, cr0_2, page0[0xff0]);
 }
 
 /* VPs 2 and 3: started in VTL0 by the BSP's VTL0 or VTL1. */
@@ -467,6 +518,9 @@ int main(int argc, char **argv)
 	refusals(aps[1]);
 	start_in_vtl1(aps[1]);
 	sipi_dropped(aps[1]);
+	struct ap *vp1_vtl0 = ap_alloc(1, idx[0], 0);
+	start_vtl0_after_vtl1(vp1_vtl0);
+	init_dropped(vp1_vtl0);
 	if (n >= 3)
 		start_in_vtl0(aps[2], 0);
 	if (n >= 4)

@@ -59,6 +59,11 @@ export type VcpuExit =
     readonly params: readonly [bigint, bigint];
     /** XMM0..XMM5 for fast calls (XMM fast input); zero for memory-based calls. */
     readonly xmm: readonly XmmRegister[];
+    /**
+     * The caller ran 64-bit code (EFER.LMA and CS.L): it used the 64-bit register convention
+     * (tlfs-vsm-facts §1.3), and answers go to RAX. KVM's is_64_bit_hypercall(); not in kvm_run.
+     */
+    readonly longMode: boolean;
   }
   /**
    * KVM_EXIT_HYPERCALL (9) (kvm-api-facts §4.2): a KVM PV hypercall the VMM enabled with

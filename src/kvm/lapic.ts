@@ -42,6 +42,9 @@
  * - INIT: `init()` only records `initPending`; the owner performs the INIT
  *   (calls `reset()`, enters wait-for-SIPI) and clears the flags itself, so a
  *   SIPI that arrives right behind the INIT is not lost.
+ * - INIT/SIPI block (our extension, src/kvm/README.md "INIT/SIPI block"):
+ *   while `initSipiBlocked`, INIT and SIPI are dropped on receipt, and
+ *   blocking drops those not yet taken, so none is ever acted on.
  */
 import {
   APIC_BASE_BSP,
@@ -159,6 +162,9 @@ export class LocalApic {
   initPending = false;
   /** Vector of the last STARTUP IPI received, -1 if none. */
   sipiVector = -1;
+  /** INIT and SIPI are dropped on receipt (set with blockInitSipi). */
+  get initSipiBlocked(): boolean { return this.initSipiBlock; }
+  private initSipiBlock = false;
   /** Called whenever an interrupt or event may have become pending. */
   onPending: () => void = () => {};
   /** Called on EOI of a level-triggered vector (TMR bit set), for an I/O APIC. */
@@ -621,14 +627,24 @@ export class LocalApic {
   }
 
   init(): void {
+    if (this.initSipiBlock) return;
     this.initPending = true;
     this.onPending();
   }
 
   startup(vector: number): void {
     checkVector(vector);
+    if (this.initSipiBlock) return;
     this.sipiVector = vector;
     this.onPending();
+  }
+
+  /** Drops INIT and SIPI from now on, and those recorded but not yet taken; or accepts them again. */
+  blockInitSipi(blocked: boolean): void {
+    this.initSipiBlock = blocked;
+    if (!blocked) return;
+    this.initPending = false;
+    this.sipiVector = -1;
   }
 
   /** The LINT0/LINT1 pin was asserted: deliver per its LVT entry (fixed or NMI; ExtINT/SMI/INIT not modelled). */

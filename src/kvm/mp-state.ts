@@ -70,14 +70,19 @@ export function runStateFor(mpState: number): CpuRunState {
  * the in-kernel local APIC (always ours); HV_INACTIVE_VTL only when the
  * vCPU's Hyper-V CPUID exposes AccessVsm (§3.3; we model no nested guest
  * mode); everything else EINVAL, including AP_RESET_HOLD (SEV-ES, not modelled).
+ * SIPI_RECEIVED is EINVAL under the INIT/SIPI block, as KVM refuses it while
+ * INIT is latched: no SIPI can be pending then (INIT_RECEIVED stays allowed,
+ * a VMM parks and resumes a vCPU that waits for its start).
  */
-export function checkMpState(state: number, vsmAllowed: boolean): void {
+export function checkMpState(state: number, vsmAllowed: boolean, initSipiBlocked: boolean): void {
   switch (state) {
     case KVM_MP_STATE_RUNNABLE:
     case KVM_MP_STATE_UNINITIALIZED:
     case KVM_MP_STATE_INIT_RECEIVED:
     case KVM_MP_STATE_HALTED:
+      return;
     case KVM_MP_STATE_SIPI_RECEIVED:
+      if (initSipiBlocked) throw new KvmError('EINVAL', 'MP state SIPI_RECEIVED while the vCPU drops SIPIs (INIT/SIPI block)');
       return;
     case KVM_MP_STATE_HV_INACTIVE_VTL:
       if (!vsmAllowed) throw new KvmError('EINVAL', 'MP state HV_INACTIVE_VTL needs AccessVsm in the vCPU\'s Hyper-V CPUID (vsmAllowed)');

@@ -26,6 +26,8 @@ import * as regs from './vcpu-regs.js';
 import { getVcpuEvents, setVcpuEvents, type KvmVcpuEvents, type KvmVcpuEventsReport } from './vcpu-events.js';
 import { getMsrs, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
 import { getDebugRegs, setDebugRegs, type KvmDebugRegs } from './vcpu-debugregs.js';
+import { checkCopyState, copyState, type KvmCopyState } from './vcpu-copy.js';
+import { KvmSyncRegs } from './vcpu-sync-regs.js';
 import { getFpu, getXcrs, setFpu, setXcrs, type KvmFpu, type KvmXcrs } from './vcpu-fpu.js';
 import type { Vm } from './vm.js';
 import type { HvPartition } from './hyperv/partition.js';
@@ -79,6 +81,7 @@ export class Vcpu implements CpuHost {
    * Set through setTlbFlushInhibit(); hyperv/tlb-flush-inhibit.ts.
    */
   readonly tlbFlush = new TlbFlushInhibitState();
+  private syncRegsView: KvmSyncRegs | null = null;
   /** The Hyper-V hypercall dispatcher, made at the first VMCALL. */
   private hypercalls: HypercallDispatcher | null = null;
   /** KVM PV hypercall state (kvm-hypercall.ts), made at the first VMCALL that uses that ABI. */
@@ -187,18 +190,20 @@ export class Vcpu implements CpuHost {
     }
   }
 
-  /** INIT, SIPI and NMI recorded by the APIC take effect at the next run. */
+  /**
+   * INIT, SIPI and NMI recorded by the APIC take effect at the next run. An
+   * inactive VTL leaves INIT and SIPI pending: only the VMM ends that state.
+   */
   private takeApicEvents(): void {
     const a = this.apic, c = this.cpu;
-    if (a.initPending) {
+    if (a.initPending && !this.inactiveVtl) {
       a.initPending = false;
       // A SIPI that arrived after the INIT (same scheduling round) stays pending.
       // INIT resets the APIC and the CPU, which then waits for a SIPI (SDM 8.4.1).
       a.reset();
       c.init();
-      this.inactiveVtl = false; // INIT replaces every MP state, as kvm_apic_accept_events does
     }
-    if (a.sipiVector >= 0) {
+    if (a.sipiVector >= 0 && !this.inactiveVtl) {
       this.lastSipiVector = a.sipiVector;
       if (c.runState === CpuRunState.WaitForSipi) c.startup(a.sipiVector);
       a.sipiVector = -1;
@@ -403,7 +408,7 @@ export class Vcpu implements CpuHost {
     switch (d.dispatch()) {
       case HcOutcome.Exit:
         this.exit = d.exit;
-        this.cpu.abortInstruction(); // RIP stays on the VMCALL until completeHypercall() is applied
+        this.cpu.retryCurrent(); // RIP stays on the VMCALL until completeHypercall() is applied
         break;
       case HcOutcome.Suspend:
         this.cpu.abortInstruction(); // RIP stays on the VMCALL; run() reports a halted vCPU
@@ -483,6 +488,8 @@ export class Vcpu implements CpuHost {
 
   /** KVM_GET_REGS. */
   getRegs(): regs.KvmRegs { return regs.getRegs(this.cpu); }
+  /** The GPRs without an ioctl (KVM_CAP_SYNC_REGS, vcpu-sync-regs.ts). */
+  get syncRegs(): KvmSyncRegs { return this.syncRegsView ??= new KvmSyncRegs(this.cpu); }
   /** KVM_SET_REGS (EINVAL and no change for bad values, see vcpu-regs.ts). */
   setRegs(r: regs.KvmRegs): void { regs.setRegs(this.cpu, r); }
   /** KVM_GET_SREGS. */
@@ -511,6 +518,16 @@ export class Vcpu implements CpuHost {
   getDebugRegs(): KvmDebugRegs { return getDebugRegs(this.cpu); }
   /** KVM_SET_DEBUGREGS (EINVAL and no change for bad values). */
   setDebugRegs(d: KvmDebugRegs): void { setDebugRegs(this.cpu, d); }
+  /**
+   * Our KVM_COPY_VCPU_STATE (vcpu-copy.ts): copies the named register
+   * classes of this vCPU into `dst` (another vCPU, of any VM) in place.
+   * EINVAL, nothing copied, for a bad request or `dst` = this vCPU.
+   */
+  copyStateTo(dst: Vcpu, req: KvmCopyState): void {
+    checkCopyState(req);
+    if (!(dst instanceof Vcpu) || dst === this) throw new KvmError('EINVAL', 'copy-state needs another vCPU as its destination');
+    copyState(this.cpu, dst.cpu, req);
+  }
   /** KVM_GET_XCRS. */
   getXcrs(): KvmXcrs { return getXcrs(this.cpu); }
   /** KVM_SET_XCRS (EINVAL and no change for bad values). */
@@ -532,12 +549,19 @@ export class Vcpu implements CpuHost {
    * state ends that. SIPI_RECEIVED is wait-for-SIPI with the last SIPI pending.
    */
   setMpState(state: number): void {
-    checkMpState(state, this.vsmAllowed);
+    checkMpState(state, this.vsmAllowed, this.apic.initSipiBlocked);
     this.inactiveVtl = state === KVM_MP_STATE_HV_INACTIVE_VTL;
     this.cpu.runState = runStateFor(state);
     if (state === KVM_MP_STATE_SIPI_RECEIVED) this.apic.startup(this.lastSipiVector);
     this.cpu.intrCheck = true;
   }
+
+  /** Our INIT/SIPI block (README): INIT and SIPI dropped while `blocked`, and those not yet taken too. EINVAL for a non-boolean. */
+  setInitSipiBlocked(blocked: boolean): void {
+    if (typeof blocked !== 'boolean') throw new KvmError('EINVAL', `the INIT/SIPI block is true or false, got ${String(blocked)}`);
+    this.apic.blockInitSipi(blocked);
+  }
+  get initSipiBlocked(): boolean { return this.apic.initSipiBlocked; }
 
   /** Events that end an inactive VTL's wait: HLT's wake-up rules without RFLAGS.IF (§3.3). */
   private wakeupPending(): boolean {

@@ -208,6 +208,21 @@ export class Cpu {
 
   /** Abandon the current instruction (RIP stays on it); see host.ts. */
   abortInstruction(): never { throw ABORT; }
+  /**
+   * Abandon the current instruction without a throw, from the handler of a
+   * flow instruction (one that sets RIP itself, as VMCALL does): RIP goes
+   * back to it, it does not count as retired, and run() ends after it, as
+   * abortInstruction() would. A throw costs more than the rest of a VMM
+   * exit. Under an interrupt shadow this falls back to abortInstruction(),
+   * which keeps the shadow for the instruction's next attempt.
+   */
+  retryCurrent(): void {
+    const i = this.cur;
+    if (i === null || !i.flow || this.shadow) this.abortInstruction();
+    this.ripLo = i.lo; this.ripHi = i.hi;
+    this.icount--;
+    this.requestStop();
+  }
   /** End run() after the current instruction. */
   requestStop(): void { this.stopRequested = true; this.brk = true; }
 

@@ -26,7 +26,7 @@ test('PostMessage to a connection the kernel does not know exits to the VMM; the
   const r = m.hypercall(v, post, BigInt(INPUT), 0x1230n);
   assert.deepEqual(r.exit, {
     reason: 'hyperv-hcall', input: post, params: [BigInt(INPUT), 0x1230n],
-    xmm: Array.from({ length: 6 }, () => ({ low: 0n, high: 0n })),
+    xmm: Array.from({ length: 6 }, () => ({ low: 0n, high: 0n })), longMode: true,
   });
   assert.equal(r.rip, BigInt(CALL_SITE), 'RIP stays on the VMCALL until the VMM answers');
   assert.equal(r.rax, 0xdeadn);

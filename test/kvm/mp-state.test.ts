@@ -167,13 +167,15 @@ test('§3.3: an interrupt below the APIC\'s priority (TPR) is not an event', () 
   assert.deepEqual(v.run(100), WAKEUP);
 });
 
-test('INIT ends the inactive-VTL state (KVM\'s accept_events replaces the MP state)', () => {
+test('§3.3: INIT wakes an inactive VTL but does not end the state; it is taken once the VMM sets another (init-sipi-block.test.ts)', () => {
   const vm = new Vm({ memorySize: 2 * MiB });
   vm.createVcpu(0);
   const ap = vm.createVcpu(1);
   ap.vsmAllowed = true;
   ap.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   ap.apic.init();
-  assert.deepEqual(ap.run(100), { reason: 'hlt' });
+  assert.deepEqual(ap.run(100), WAKEUP);
+  assert.equal(ap.getMpState(), KVM_MP_STATE_HV_INACTIVE_VTL);
+  ap.setMpState(KVM_MP_STATE_RUNNABLE);
   assert.equal(ap.getMpState(), KVM_MP_STATE_INIT_RECEIVED);
 });

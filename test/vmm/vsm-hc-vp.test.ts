@@ -8,7 +8,7 @@
 import type { Call } from '../../src/vmm/vsm/hc-call.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { REG_SPIV } from '../../src/kvm/lapic-regs.js';
+import { DM_INIT, DM_STARTUP, ICR_DM_SHIFT, ICR_LEVEL_ASSERT, REG_ICR_HIGH, REG_ICR_LOW, REG_SPIV } from '../../src/kvm/lapic-regs.js';
 import {
   KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE,
 } from '../../src/kvm/mp-state.js';
@@ -19,7 +19,7 @@ import {
   HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF, HvCall, HvInitialVpContext as C, HvRegisterName as N, HvStatus, HvVtlEntryReason,
 } from '../../src/spec/tlfs.js';
 import {
-  VP_HYPERCALLS, getVpIndexFromApicId, sendSyntheticClusterIpi, startVirtualProcessor, startVp, vpHasStarted,
+  VP_HYPERCALLS, canStartVtl, getVpIndexFromApicId, sendSyntheticClusterIpi, startVirtualProcessor, startVp, vpHasStarted, vtlHasStarted,
 } from '../../src/vmm/vsm/hc-vp.js';
 import { VsmError } from '../../src/vmm/vsm/errors.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
@@ -141,12 +141,120 @@ test('§2.14: VTL1 starts a VP in VTL1: VTL1 runs the new context, VTL0 stays pa
   assert.equal(ap1.getRegs().rip, BigInt(AP_CODE));
   assert.equal(r.m.runToExit(ap1).reason, 'hlt');
   assert.equal(ap1.getRegs().rax, 0x5an);
-  // Back in VTL0 the VP waits for its SIPI again, but it has started: no second start.
+  assert.equal(startVpCall(r, caller, { vp: 1, vtl: 1 }).status, HvStatus.INVALID_VP_STATE, '(VP 1, VTL1) has started');
+  // Back in VTL0 the VP waits for its start; (VP 1, VTL0) has not started.
   returnToLowerVtl(r.p, vp, true);
   assert.equal(ap0.getMpState(), KVM_MP_STATE_INIT_RECEIVED);
   assert.equal(vpHasStarted(vp), true);
-  assert.equal(startVpCall(r, caller, { vp: 1, vtl: 0 }).status, HvStatus.INVALID_VP_STATE);
+  assert.equal(vtlHasStarted(vp, 0), false);
   assert.deepEqual(r.p.vms[1]!.trace!.named('vsm_start_vp').map((e) => e.args), [{ vp: 1, vtl: 1 }]);
+});
+
+/** VP 1 started in VTL1 by VP 0's VTL1, which returned to VTL0 (VP 1's VTL0 waits for its start); returns VP 0's VTL1 Vcpu. */
+function startedInVtl1(r: VsmRig, returned: boolean): Vcpu {
+  apProgram(r);
+  asAp(r, 1);
+  enableVpVtl(r, 0, 1);
+  enableVpVtl(r, 1, 1);
+  const caller = enter(r, 0, 1);
+  assert.equal(startVpCall(r, caller, { vp: 1, vtl: 1 }).status, HvStatus.SUCCESS);
+  if (returned) returnToLowerVtl(r.p, r.vp(1), true);
+  return caller;
+}
+
+test('§3.10, §2.14: a SIPI to VTL0 of a VP started in VTL1 is dropped; StartVirtualProcessor(VTL0) from VTL0 starts it, once', () => {
+  const r = rig({ ids: [0, 1] });
+  const caller = startedInVtl1(r, true);
+  returnToLowerVtl(r.p, r.vp(0), true);
+  const vp = r.vp(1), ap0 = r.vcpu(1), bsp = r.vcpu(0);
+  assert.equal(vp.activeVtl, 0);
+  // The guest's way: VP 0's VTL0 writes its ICR (SIPI, vector 0x10: physical 0x10000).
+  bsp.apic.mmioWrite(REG_ICR_HIGH, 1 << 24);
+  bsp.apic.mmioWrite(REG_ICR_LOW, (DM_STARTUP << ICR_DM_SHIFT) | ICR_LEVEL_ASSERT | 0x10);
+  assert.equal(ap0.runnable, false, 'the SIPI is dropped');
+  assert.equal(r.m.runToExit(ap0).reason, 'hlt');
+  assert.equal(ap0.getMpState(), KVM_MP_STATE_INIT_RECEIVED);
+  assert.equal(vtlHasStarted(vp, 0), false);
+
+  const res = startVpCall(r, bsp, { vp: 1, vtl: 0, rip: AP_CODE });
+  assert.deepEqual([res.status, res.exit], [HvStatus.SUCCESS, 'hlt']);
+  assert.equal(ap0.getMpState(), KVM_MP_STATE_RUNNABLE);
+  assert.equal(ap0.getRegs().rip, BigInt(AP_CODE));
+  assert.equal(r.m.runToExit(ap0).reason, 'hlt');
+  assert.equal(ap0.getRegs().rax, 0x5an, 'VTL0 ran the context');
+  assert.equal(vp.activeVtl, 0);
+  assert.equal(vtlHasStarted(vp, 0), true);
+  assert.equal(startVpCall(r, bsp, { vp: 1, vtl: 0 }).status, HvStatus.INVALID_VP_STATE, '(VP 1, VTL0) has started');
+  const v1 = enter(r, 0, 1);
+  assert.equal(v1, caller);
+  for (const vtl of [0, 1]) assert.equal(startVpCall(r, v1, { vp: 1, vtl }).status, HvStatus.INVALID_VP_STATE, `VTL${vtl} again, from VTL1`);
+  assert.deepEqual(r.p.vms[0]!.trace!.named('vsm_start_vp').map((e) => e.args), [{ vp: 1, vtl: 0 }]);
+});
+
+test('§2.14: StartVirtualProcessor(VTL0) while the VP still runs VTL1: VTL0 stays parked and runs the context after VtlReturn', () => {
+  const r = rig({ ids: [0, 1] });
+  const caller = startedInVtl1(r, false);
+  const vp = r.vp(1), ap0 = r.vcpu(1), ap1 = r.vcpu(1, 1);
+  assert.equal(startVpCall(r, caller, { vp: 1, vtl: 0, rip: AP_CODE }).status, HvStatus.SUCCESS);
+  assert.equal(vp.activeVtl, 1, 'no switch');
+  assert.equal(ap0.getMpState(), KVM_MP_STATE_HV_INACTIVE_VTL, 'still parked');
+  assert.equal(ap1.getMpState(), KVM_MP_STATE_RUNNABLE);
+  assert.equal(vp.resumeMpState[0], KVM_MP_STATE_RUNNABLE);
+  assert.equal(startVpCall(r, caller, { vp: 1, vtl: 0 }).status, HvStatus.INVALID_VP_STATE, 'started, though not run yet');
+  returnToLowerVtl(r.p, vp, true);
+  assert.equal(ap0.getMpState(), KVM_MP_STATE_RUNNABLE);
+  assert.equal(ap0.getRegs().rip, BigInt(AP_CODE));
+  assert.equal(r.m.runToExit(ap0).reason, 'hlt');
+  assert.equal(ap0.getRegs().rax, 0x5an);
+});
+
+test('§2.14: a VP started in VTL0 is running: StartVirtualProcessor(VTL1) is INVALID_VP_STATE even though VTL1 never ran there', () => {
+  const r = rig({ ids: [0, 1] });
+  apProgram(r);
+  asAp(r, 1);
+  enableVpVtl(r, 0, 1);
+  enableVpVtl(r, 1, 1);
+  const v1 = enter(r, 0, 1);
+  assert.equal(startVpCall(r, v1, { vp: 1, vtl: 0 }).status, HvStatus.SUCCESS);
+  assert.equal(canStartVtl(r.vp(1), 1), false);
+  assert.equal(startVpCall(r, v1, { vp: 1, vtl: 1 }).status, HvStatus.INVALID_VP_STATE);
+  assert.equal(r.vp(1).activeVtl, 0);
+  assert.equal(r.vcpu(1, 1).getMpState(), KVM_MP_STATE_HV_INACTIVE_VTL);
+});
+
+test('§3.10: enabling a VTL on a VP makes its lower VTLs drop INIT/SIPI (kvm\'s INIT/SIPI block); Vcpus above VTL0 always drop them', () => {
+  const r = rig({ ids: [0, 1, 2], maximumVtl: 2 });
+  asAp(r, 2);
+  const bsp = r.vcpu(0);
+  for (const k of [0, 1, 2]) assert.equal(r.vcpu(k).initSipiBlocked, false, `VP ${k} VTL0 before`);
+  // VP 2's VTL0 has a SIPI pending when VTL1 is enabled there: dropped too.
+  bsp.apic.mmioWrite(REG_ICR_HIGH, 2 << 24);
+  bsp.apic.mmioWrite(REG_ICR_LOW, (DM_STARTUP << ICR_DM_SHIFT) | ICR_LEVEL_ASSERT | 0x10);
+  assert.equal(r.vcpu(2).runnable, true);
+  enableVpVtl(r, 2, 1);
+  assert.equal(r.vcpu(2).initSipiBlocked, true);
+  assert.equal(r.vcpu(2, 1).initSipiBlocked, true);
+  assert.equal(r.vcpu(2).runnable, false, 'the pending SIPI went');
+  assert.equal(r.vcpu(2).getMpState(), KVM_MP_STATE_INIT_RECEIVED);
+  assert.equal(r.vcpu(1).initSipiBlocked, false, 'VP 1 has VTL0 only');
+  // A VTL2 Vcpu drops them from its creation on, before the VTL is enabled on the VP.
+  r.enablePartitionVtl(2);
+  assert.equal(r.p.vcpuForVpVtl(r.vp(1), 2).initSipiBlocked, true);
+  assert.equal(r.vcpu(1).initSipiBlocked, false, 'not enabled yet: VTL0 still takes them');
+  enableVpVtl(r, 1, 2);
+  assert.equal(r.vcpu(1).initSipiBlocked, true);
+});
+
+test('§3.10: an INIT to the running VTL0 of a VP with VTL1 enabled is dropped; on a VP without VTL1 it is taken', () => {
+  const r = rig({ ids: [0, 1, 2] });
+  enableVpVtl(r, 1, 1);
+  for (const k of [1, 2]) {
+    r.vcpu(k).setMpState(KVM_MP_STATE_RUNNABLE);
+    r.vcpu(0).apic.mmioWrite(REG_ICR_HIGH, k << 24);
+    r.vcpu(0).apic.mmioWrite(REG_ICR_LOW, (DM_INIT << ICR_DM_SHIFT) | ICR_LEVEL_ASSERT);
+  }
+  assert.equal(r.vcpu(1).getMpState(), KVM_MP_STATE_RUNNABLE, 'VP 1 (VTL1 enabled): dropped');
+  assert.equal(r.vcpu(2).getMpState(), KVM_MP_STATE_INIT_RECEIVED, 'VP 2: INIT taken');
 });
 
 test('§2.14: a VP that left wait-for-SIPI through INIT/SIPI has started', () => {
@@ -238,6 +346,11 @@ test('startVp refuses host misuse with a VsmError and changes nothing', () => {
   assert.throws(() => startVp(r.vp(1), 1), VsmError, 'VTL1 is not enabled on VP 1');
   assert.throws(() => startVp(r.vp(0), 0), VsmError, 'VP 0 runs already');
   assert.equal(vpHasStarted(r.vp(1)), false);
+  enableVpVtl(r, 1, 1);
+  startVp(r.vp(1), 0);
+  assert.throws(() => startVp(r.vp(1), 0), VsmError, 'VTL0 of VP 1 has started');
+  assert.throws(() => startVp(r.vp(1), 1), VsmError, 'VP 1 has started');
+  assert.deepEqual([r.vp(1).startedVtls, r.vp(1).activeVtl], [1, 0]);
 });
 
 // ================================================================ GetVpIndexFromApicId (§2.17)

@@ -69,6 +69,9 @@ import { readHypercallInput } from './hc-buffers.js';
 import { hypercallResult, parseHypercallControl, validateHypercallControl, withRepStart } from './hypercall-input.js';
 import { suspendForTlbFlush } from './tlb-flush-inhibit.js';
 
+/** XMM0..XMM5 of a memory-based call's exit: zero (one shared, frozen array). */
+const NO_XMM: readonly XmmRegister[] = Object.freeze(Array.from({ length: HV_HYPERCALL_XMM_REGISTERS }, () => Object.freeze({ low: 0n, high: 0n })));
+
 /** Reps one execution of a rep call processes before it continues (see above). */
 export const HV_REPS_PER_EXECUTION = 16;
 
@@ -273,12 +276,13 @@ export class HypercallDispatcher {
 
   private toVmm(code: number, fast: boolean, long: boolean, ctlLo: number, ctlHi: number,
     inLo: number, inHi: number, outLo: number, outHi: number): HcOutcome {
-    const x = this.vcpu.cpu.xmm;
-    const xmm: XmmRegister[] = [];
-    for (let k = 0; k < HV_HYPERCALL_XMM_REGISTERS; k++) {
-      xmm.push(fast ? { low: u64(x[4 * k], x[4 * k + 1]), high: u64(x[4 * k + 2], x[4 * k + 3]) } : { low: 0n, high: 0n });
+    let xmm = NO_XMM;
+    if (fast) {
+      const x = this.vcpu.cpu.xmm, regs: XmmRegister[] = [];
+      for (let k = 0; k < HV_HYPERCALL_XMM_REGISTERS; k++) regs.push({ low: u64(x[4 * k], x[4 * k + 1]), high: u64(x[4 * k + 2], x[4 * k + 3]) });
+      xmm = regs;
     }
-    this.exit = { reason: 'hyperv-hcall', input: u64(ctlLo, ctlHi), params: [u64(inLo, inHi), u64(outLo, outHi)], xmm };
+    this.exit = { reason: 'hyperv-hcall', input: u64(ctlLo, ctlHi), params: [u64(inLo, inHi), u64(outLo, outHi)], xmm, longMode: long };
     this.pending = { code, fast, long };
     this.answer = null;
     return HcOutcome.Exit;

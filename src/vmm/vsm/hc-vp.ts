@@ -22,10 +22,28 @@
  * DenyLowerVtlStartup or InterceptVpStartup in its VsmPartitionConfig ⇒
  * ACCESS_DENIED (§3.7; the intercept is not built, so the start is refused
  * rather than let through); VTL not enabled for the partition ⇒
- * INVALID_VTL_STATE; VTL not enabled on that VP, or the VP already started
- * ⇒ INVALID_VP_STATE; a context KVM_SET_SREGS refuses, or real mode above
- * VTL0 ⇒ INVALID_REGISTER_VALUE (initial-vp-context.ts), nothing changed.
- * Then `startVp` starts the VP in that VTL.
+ * INVALID_VTL_STATE; VTL not enabled on that VP, or that (VP, VTL) may not
+ * start (below) ⇒ INVALID_VP_STATE; a context KVM_SET_SREGS refuses, or real
+ * mode above VTL0 ⇒ INVALID_REGISTER_VALUE (initial-vp-context.ts), nothing
+ * changed. Then `startVp` starts the VP in that VTL.
+ *
+ * What "started" means (§2.14 "VP already running", §3.10 "INIT / SIPI
+ * targeted at a lower VTL when a higher VTL is enabled on that VP: dropped;
+ * use HvCallStartVirtualProcessor"): it is kept per (VP, VTL). VTL0 has
+ * started once StartVirtualProcessor started it or its Vcpu left
+ * wait-for-SIPI (the BSP; an AP that got its SIPI before a higher VTL was
+ * enabled on it: from then on the partition blocks INIT/SIPI on the VP's
+ * lower VTLs, partition.ts). A VTL above 0 has started once
+ * StartVirtualProcessor started it there. A VP that has not started in any
+ * VTL may be started in any VTL enabled on it. A VP started in a higher VTL
+ * leaves its VTL0 waiting, and the SIPI that would end that wait is dropped;
+ * so its VTL0 is started once more, with StartVirtualProcessor(target VTL0)
+ * from another VP (VTL0 or above): if the VP is in VTL0 at that moment its
+ * VTL0 runs the context at once, otherwise it is what the VP resumes when it
+ * returns to VTL0. A higher VTL is never started on a VP that has started:
+ * there it is entered through VtlCall or an interrupt. So INVALID_VP_STATE
+ * for an enabled VTL means that (VP, VTL) has started, or, for a VTL above 0,
+ * that the VP has.
  *
  * GetVpIndexFromApicId (§2.17, rep; §1.2, §1.3): input header 16 bytes, then
  * u32 APIC IDs; output u32 VP indexes at R8 or, fast, in the register pairs
@@ -88,31 +106,57 @@ function xmmOf(block: Uint8Array): XmmRegister[] {
 
 // ---------------------------------------------------------------- starting a VP (§2.14)
 
-/**
- * Whether `vp` has started (§2.14 "VP already running"): StartVirtualProcessor
- * started it, it runs in a VTL above 0, or its VTL0 Vcpu has left the
- * wait-for-SIPI state (the BSP, or an AP after INIT/SIPI). The scheduler
- * must not let an interrupt enter a higher VTL of a VP that has not started.
- */
-export function vpHasStarted(vp: VsmVp): boolean {
-  return vp.startedByHypercall || vp.activeVtl !== 0 || vp.vcpus[0]!.getMpState() !== KVM_MP_STATE_INIT_RECEIVED;
+/** VTL0 of `vp` waits for its start: in wait-for-SIPI, or parked to resume that wait. */
+function vtl0WaitsForStart(vp: VsmVp): boolean {
+  const state = vp.activeVtl === 0 ? vp.vcpus[0]!.getMpState() : vp.resumeMpState[0];
+  return state === KVM_MP_STATE_INIT_RECEIVED;
 }
 
 /**
- * Starts `vp`, which has not started, in `vtl` (enabled on it; its Vcpu of
- * that VTL already holds the initial context). VTL0 simply becomes RUNNABLE.
- * For a higher VTL the VP's bookkeeping is that of enterHigherVtl
- * (vtl-switch.ts) without a switch: no shared state is copied (there is no
- * running VTL to copy from) and no entry reason is written (it is no entry);
- * VTL0 is parked in HV_INACTIVE_VTL remembering that it waits for a SIPI,
- * so a VtlReturn puts it back into that wait, and the return stack holds
- * VTL0 alone. VTLs in between stay parked as EnableVpVtl left them.
+ * Whether VTL `vtl` of `vp` has started (file comment): StartVirtualProcessor
+ * started it, or, for VTL0, its Vcpu no longer waits for a SIPI.
+ */
+export function vtlHasStarted(vp: VsmVp, vtl: number): boolean {
+  if ((vp.startedVtls & (1 << vtl)) !== 0) return true;
+  return vtl === 0 && !vtl0WaitsForStart(vp);
+}
+
+/**
+ * Whether `vp` has started in any VTL. The scheduler must not let an
+ * interrupt enter a higher VTL of a VP that has not started.
+ */
+export function vpHasStarted(vp: VsmVp): boolean {
+  return vp.startedVtls !== 0 || !vtl0WaitsForStart(vp);
+}
+
+/** Whether StartVirtualProcessor may start `vp` in `vtl`: enabled there, and VTL0 not started yet, or for a higher VTL the VP not started at all. */
+export function canStartVtl(vp: VsmVp, vtl: number): boolean {
+  if (vp.vcpus[vtl] === undefined || !vp.isEnabled(vtl)) return false;
+  return vtl === 0 ? !vtlHasStarted(vp, 0) : !vpHasStarted(vp);
+}
+
+/**
+ * Starts `vp` in `vtl` (canStartVtl; its Vcpu of that VTL already holds the
+ * initial context).
+ * - VTL0 of a VP in VTL0 becomes RUNNABLE. VTL0 of a VP in a higher VTL stays
+ *   parked and resumes RUNNABLE, running the context, when the VP returns to it.
+ * - A higher VTL: the VP's bookkeeping is that of enterHigherVtl
+ *   (vtl-switch.ts) without a switch: no shared state is copied (there is no
+ *   running VTL to copy from) and no entry reason is written (it is no
+ *   entry); VTL0 is parked remembering that it waits for its start, so a
+ *   VtlReturn puts it back into that wait, and the return stack holds VTL0
+ *   alone. VTLs in between stay parked as EnableVpVtl left them.
  */
 export function startVp(vp: VsmVp, vtl: number): void {
   const target = vp.vcpus[vtl];
   if (target === undefined || !vp.isEnabled(vtl)) throw new VsmError(`VP ${vp.index} cannot start in VTL${vtl}: it is not enabled there`);
-  if (vpHasStarted(vp)) throw new VsmError(`VP ${vp.index} has already started`);
-  vp.startedByHypercall = true;
+  if (!canStartVtl(vp, vtl)) throw new VsmError(`VP ${vp.index} cannot start in VTL${vtl}: ${vtl === 0 ? 'its VTL0' : 'the VP'} has already started`);
+  vp.startedVtls |= 1 << vtl;
+  target.vm.trace?.emit('vsm_start_vp', target.id, target.nowNs(), { vp: vp.index, vtl });
+  if (vtl === 0 && vp.activeVtl !== 0) {
+    vp.resumeMpState[0] = KVM_MP_STATE_RUNNABLE;
+    return;
+  }
   if (vtl > 0) {
     const vtl0 = vp.vcpus[0]!;
     vp.resumeMpState[0] = vtl0.getMpState();
@@ -121,7 +165,6 @@ export function startVp(vp: VsmVp, vtl: number): void {
     vp.activeVtl = vtl;
   }
   target.setMpState(KVM_MP_STATE_RUNNABLE);
-  target.vm.trace?.emit('vsm_start_vp', target.id, target.nowNs(), { vp: vp.index, vtl });
 }
 
 /** A VTL above `callerVtl` forbids lower VTLs to start VPs (DenyLowerVtlStartup), or wants to intercept it (InterceptVpStartup, §3.7). */
@@ -145,7 +188,7 @@ function startVirtualProcessorStatus(c: Call): number {
   if (vtl >= HV_NUM_VTLS || !allZero(input.subarray(SV.Reserved, SV.VpContext))) return HvStatus.INVALID_PARAMETER;
   if (vtl > c.vtl || lowerVtlStartupBlocked(p, c.vp, c.vtl)) return HvStatus.ACCESS_DENIED;
   if (!p.isPartitionVtlEnabled(vtl)) return HvStatus.INVALID_VTL_STATE;
-  if (!vp.isEnabled(vtl) || vpHasStarted(vp)) return HvStatus.INVALID_VP_STATE;
+  if (!canStartVtl(vp, vtl)) return HvStatus.INVALID_VP_STATE;
   const status = loadInitialVpContext(vp.vcpus[vtl]!, input.subarray(SV.VpContext), vtl, { dr6Shared: p.capabilities.dr6Shared });
   if (status !== HvStatus.SUCCESS) return status;
   startVp(vp, vtl);

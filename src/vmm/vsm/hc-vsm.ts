@@ -73,7 +73,7 @@ import { checkRegisterAccess, registerInfo } from './register-names.js';
 import { decodeRegisterValue, encodeRegisterValue } from './register-value.js';
 import { isArchRegister, readArchRegister, writeArchRegister } from './vp-register-access.js';
 import { checkVtlCall, checkVtlReturn } from './vtl-call.js';
-import { enterHigherVtl, isLongMode, returnToLowerVtl } from './vtl-switch.js';
+import { enterHigherVtl, returnToLowerVtl } from './vtl-switch.js';
 
 /** The calls this module answers; the machine answers the others. */
 export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
@@ -86,15 +86,20 @@ export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
  * raises #UD) and returns true; returns false for other calls.
  */
 export function handleVsmHypercall(p: VsmPartition, vcpu: Vcpu, exit: HcallExit): boolean {
-  const control = parseHypercallControl(exit.input);
-  if (!VSM_HYPERCALLS.has(control.code)) return false;
+  const code = Number(exit.input & 0xffffn);
+  if (!VSM_HYPERCALLS.has(code)) return false;
   const where = p.locate(vcpu);
   if (where === undefined) throw new VsmError(`vCPU ${vcpu.id} made a VSM hypercall but belongs to no VTL of this partition`);
   if (where.vtl !== where.vp.activeVtl) throw new VsmError(`vCPU ${vcpu.id} of VTL${where.vtl} ran while VP ${where.vp.index} is in VTL${where.vp.activeVtl}`);
-  const c: Call = { p, vcpu, vp: where.vp, vtl: where.vtl, exit, control, long: isLongMode(vcpu) };
-  switch (control.code) {
-    case HvCall.VtlCall: vtlCall(c); break;
-    case HvCall.VtlReturn: vtlReturn(c); break;
+  // VtlCall and VtlReturn, the hot pair (every switch), check the raw control word themselves (vtl-call.ts).
+  if (code === HvCall.VtlCall || code === HvCall.VtlReturn) {
+    const s: SwitchCall = { p, vcpu, vp: where.vp, vtl: where.vtl, exit, long: exit.longMode };
+    if (code === HvCall.VtlCall) vtlCall(s); else vtlReturn(s);
+    return true;
+  }
+  const control = parseHypercallControl(exit.input);
+  const c: Call = { p, vcpu, vp: where.vp, vtl: where.vtl, exit, control, long: exit.longMode };
+  switch (code) {
     case HvCall.EnablePartitionVtl: answer(c, enablePartitionVtl(c)); break;
     case HvCall.EnableVpVtl: answer(c, enableVpVtl(c)); break;
     case HvCall.GetVpRegisters: getVpRegisters(c); break;
@@ -176,20 +181,23 @@ function enableVpVtl(c: Call): number {
 // ---------------------------------------------------------------- VtlCall, VtlReturn
 
 /** The VtlCall/VtlReturn registers after the hypercall-page stub (vtl-call.ts): control word, and the input in RAX (ECX for 32-bit). */
-function vtlRegisters(c: Call): { control: bigint; input: bigint } {
-  const r = c.vcpu.getRegs();
-  return { control: c.exit.input, input: c.long ? r.rax : r.rcx & 0xffffffffn };
+/** A VtlCall / VtlReturn exit: a Call without the parsed control word. */
+type SwitchCall = Omit<Call, 'control'>;
+
+function vtlRegisters(c: SwitchCall): { control: bigint; input: bigint } {
+  const r = c.vcpu.syncRegs;
+  return { control: c.exit.input, input: c.long ? r.gpr(0) : r.gpr(1) & 0xffffffffn };
 }
 
-function vtlCall(c: Call): void {
+function vtlCall(c: SwitchCall): void {
   const check = checkVtlCall(vtlRegisters(c), c.vp);
   if (!check.ok) { traceRefusal(c, check.why); raiseUndefinedOpcode(c.vcpu); return; }
   c.vcpu.completeHypercall(0n); // no result (kvm §3.1 step 2)
-  enterHigherVtl(c.p, c.vp, check.targetVtl, HvVtlEntryReason.VtlCall);
+  enterHigherVtl(c.p, c.vp, check.targetVtl, HvVtlEntryReason.VtlCall, c.long);
   applyCompletion(c.vcpu);
 }
 
-function vtlReturn(c: Call): void {
+function vtlReturn(c: SwitchCall): void {
   const check = checkVtlReturn(vtlRegisters(c), c.vp);
   if (!check.ok) { traceRefusal(c, check.why); raiseUndefinedOpcode(c.vcpu); return; }
   c.vcpu.completeHypercall(0n);
@@ -208,8 +216,8 @@ function applyCompletion(parked: Vcpu): void {
   parked.run(0);
 }
 
-function traceRefusal(c: Call, why: string): void {
-  c.vcpu.vm.trace?.emit('vsm_vtl_switch_ud', c.vcpu.id, c.vcpu.nowNs(), { code: c.control.code, why });
+function traceRefusal(c: SwitchCall, why: string): void {
+  c.vcpu.vm.trace?.emit('vsm_vtl_switch_ud', c.vcpu.id, c.vcpu.nowNs(), { code: Number(c.exit.input & 0xffffn), why });
 }
 
 // ---------------------------------------------------------------- Get/SetVpRegisters
@@ -278,7 +286,10 @@ function writeRegister(c: Call, vp: VsmVp, vtl: number, name: number, bytes: Uin
   const value = decodeRegisterValue(info.kind, bytes);
   if (value === null) return HvStatus.INVALID_REGISTER_VALUE;
   const v = holder(vp, vtl, name);
-  if (isArchRegister(name)) return writeArchRegister(v, name, value);
+  if (isArchRegister(name)) {
+    vp.leftLong[vtl] = undefined; // its mode may change (vtl-switch.ts)
+    return writeArchRegister(v, name, value);
+  }
   const u64 = value.kind === 'u64' ? value.value : 0n;
   const vsm = c.p.writeVsmRegister(name, vp, vtl, u64);
   if (vsm !== undefined) return vsm;

@@ -43,12 +43,14 @@ export class VsmVp {
   readonly vcpus: (Vcpu | undefined)[] = [];
   /** The VTLs this VP entered higher VTLs from, innermost last: VtlReturn goes back to the top one (README.md). */
   readonly returnStack: number[] = [];
+  /** Index = VTL: whether it ran 64-bit code when the VP left it by a VtlCall (undefined: unknown, ask its Vcpu). */
+  readonly leftLong: (boolean | undefined)[] = [];
   /** MP state a lower VTL's Vcpu had when the VP left it (HALTED if an interrupt entry found it halted). */
   readonly resumeMpState: number[] = [];
   /** HvRegisterVsmVpSecureConfigVtlN values, key = 16 × configuring VTL + N (§3.7: one per (higher VTL, lower VTL) pair). */
   readonly secureConfig = new Map<number, bigint>();
-  /** StartVirtualProcessor started this VP (hc-vp.ts): started in a higher VTL, its VTL0 may still wait for a SIPI. */
-  startedByHypercall = false;
+  /** Bit n: StartVirtualProcessor started this VP's VTL n (hc-vp.ts): one started in VTL1 is started again in VTL0. */
+  startedVtls = 0;
   /** Index = lower VTL L: bit H is set while VTL H holds L's TLB lock on this VP (§3.9). */
   readonly tlbLockHolders: number[] = [];
   /** Index = lower VTL L: how many times L's lock on this VP went from held to free (WaitForTlbLock compares it). */
@@ -141,17 +143,24 @@ export class VsmPartition {
     const existing = vp.vcpus[vtl];
     if (existing !== undefined) return existing;
     const v = vm.createVcpu(vp.index);
+    // INIT/SIPI never start a VTL above 0 (§2.14: StartVirtualProcessor is the only way; §3.1: no real mode there).
+    v.setInitSipiBlocked(true);
     this.prepareVcpu(v, vtl);
     vp.vcpus[vtl] = v;
     this.owners.set(v, { vp, vtl });
     return v;
   }
 
-  /** Marks VTL `vtl` enabled on `vp` once its Vcpu holds the initial context (the caller parks it). */
+  /**
+   * Marks VTL `vtl` enabled on `vp` once its Vcpu holds the initial context
+   * (the caller parks it). From now on the VP's lower VTLs drop INIT and SIPI,
+   * those already sent but not taken included (§3.10; kvm's INIT/SIPI block).
+   */
   commitVpVtl(vp: VsmVp, vtl: number): void {
     if (vp.vcpus[vtl] === undefined) throw new VsmError(`VP ${vp.index} has no Vcpu for VTL${vtl}`);
     vp.enabledVtlSet |= 1 << vtl;
     this.enabledOnAnyVp |= 1 << vtl;
+    for (let lower = 0; lower < vtl; lower++) vp.vcpus[lower]?.setInitSipiBlocked(true);
   }
 
   /** VsmPartitionConfig.EnableVtlProtection of VTL `vtl`: ModifyVtlProtectionMask may target it. */

@@ -37,8 +37,10 @@ export function nextHigherVtl(enabledVtlSet: number, vtl: number): number {
 export type VtlCallCheck = { readonly ok: true; readonly targetVtl: number } | { readonly ok: false; readonly why: string };
 export type VtlReturnCheck = { readonly ok: true; readonly fast: boolean } | { readonly ok: false; readonly why: string };
 
+const VTL_CALL = BigInt(HvCall.VtlCall), VTL_RETURN = BigInt(HvCall.VtlReturn);
+
 export function checkVtlCall(r: VtlCallRegisters, vp: VtlCallVp): VtlCallCheck {
-  if (u64(r.control, 'control word') !== BigInt(HvCall.VtlCall)) return { ok: false, why: 'the control word holds more than the VtlCall code' };
+  if (u64(r.control, 'control word') !== VTL_CALL) return { ok: false, why: 'the control word holds more than the VtlCall code' };
   if (u64(r.input, 'VtlCall input') !== 0n) return { ok: false, why: 'the VtlCall input is not 0' };
   const target = nextHigherVtl(vp.enabledVtlSet, vp.activeVtl);
   if (target < 0) return { ok: false, why: `no VTL above VTL${vp.activeVtl} is enabled on this VP` };
@@ -47,7 +49,7 @@ export function checkVtlCall(r: VtlCallRegisters, vp: VtlCallVp): VtlCallCheck {
 
 /** Which lower VTL a VtlReturn enters is the VMM's record of where the VP came from (README.md). */
 export function checkVtlReturn(r: VtlCallRegisters, vp: VtlCallVp): VtlReturnCheck {
-  if (u64(r.control, 'control word') !== BigInt(HvCall.VtlReturn)) return { ok: false, why: 'the control word holds more than the VtlReturn code' };
+  if (u64(r.control, 'control word') !== VTL_RETURN) return { ok: false, why: 'the control word holds more than the VtlReturn code' };
   if ((u64(r.input, 'VtlReturn input') & ~HV_VTL_RETURN_FAST) !== 0n) return { ok: false, why: 'VtlReturn input bits 63:1 are not 0' };
   if (uint(vp.activeVtl, 15, 'active VTL') === 0) return { ok: false, why: 'VTL0 has nothing to return to' };
   return { ok: true, fast: (r.input & HV_VTL_RETURN_FAST) !== 0n };

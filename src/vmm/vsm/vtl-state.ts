@@ -19,6 +19,10 @@
  * are never copied; 'not-modelled' rows name state our CPU does not have.
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
+import {
+  KVM_COPY_STATE_CR2, KVM_COPY_STATE_DB, KVM_COPY_STATE_DR6, KVM_COPY_STATE_FPU, KVM_COPY_STATE_GPRS, KVM_COPY_STATE_XCR0,
+  type KvmCopyState,
+} from '../../kvm/vcpu-copy.js';
 import type { KvmSregs } from '../../kvm/vcpu-regs.js';
 import { HvMsr, HvRegisterName } from '../../spec/tlfs.js';
 import {
@@ -182,23 +186,25 @@ export function loadPrivate(vcpu: Vcpu, state: VtlPrivateState, opts: VtlStateOp
   }
 }
 
+/** kvm's GPR numbering (RAX 0 ... R15 15) of the shared GPRs. */
+const GPR_NUMBER: Record<(typeof SHARED_GPRS)[number], number> = {
+  rax: 0, rcx: 1, rdx: 2, rbx: 3, rbp: 5, rsi: 6, rdi: 7, r8: 8, r9: 9, r10: 10, r11: 11, r12: 12, r13: 13, r14: 14, r15: 15,
+};
+const COPY_SHARED: KvmCopyState = {
+  classes: KVM_COPY_STATE_GPRS | KVM_COPY_STATE_FPU | KVM_COPY_STATE_CR2 | KVM_COPY_STATE_XCR0 | KVM_COPY_STATE_DB,
+  gprMask: SHARED_GPRS.reduce((m, g) => m | (1 << GPR_NUMBER[g]), 0),
+};
+const COPY_SHARED_DR6: KvmCopyState = { ...COPY_SHARED, classes: COPY_SHARED.classes | KVM_COPY_STATE_DR6 };
+
 /**
  * Copies the shared state of §3.2 from the Vcpu of the VTL being left to the
  * Vcpu of the VTL being entered: RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8-R15,
- * CR2, XCR0, DR0-DR3 (and DR6 when shared), x87, MXCSR and XMM0-15. The
- * target's private state, its TLB and its pending events are left alone
- * (setting CR2 keeps the target's paging context, so nothing is flushed;
- * KVM_SET_SREGS would flush for PAE paging outside long mode, and so do we).
+ * CR2, XCR0, DR0-DR3 (and DR6 when shared), x87, MXCSR and XMM0-15, with
+ * kvm's in-place copy (vcpu-copy.ts): a switch happens on every VtlCall and
+ * VtlReturn, and the five GET/SET structures cost far more than the copy.
+ * The target's private state, its TLB and its pending events are left alone.
  */
 export function copyShared(from: Vcpu, to: Vcpu, opts: VtlStateOptions): void {
   if (from === to) throw new VsmError('copyShared needs two different Vcpus (one per VTL)');
-  const src = from.getRegs();
-  const dst = to.getRegs();
-  for (const g of SHARED_GPRS) dst[g] = src[g];
-  to.setRegs(dst);
-  to.setFpu(from.getFpu());
-  to.setSregs({ ...to.getSregs(), cr2: from.getSregs().cr2 });
-  to.setXcrs(from.getXcrs());
-  const ds = from.getDebugRegs(), dd = to.getDebugRegs();
-  to.setDebugRegs({ db: ds.db, dr7: dd.dr7, dr6: opts.dr6Shared ? ds.dr6 : dd.dr6, flags: 0 });
+  from.copyStateTo(to, opts.dr6Shared ? COPY_SHARED_DR6 : COPY_SHARED);
 }

@@ -25,6 +25,8 @@ import { VpAssistPage } from './vp-assist.js';
 import { copyShared, type VtlStateOptions } from './vtl-state.js';
 
 const EFER_LMA = 1n << 10n;
+/** kvm's GPR numbers (vcpu-sync-regs.ts). */
+const RAX = 0, RCX = 1, RDX = 2;
 
 function stateOptions(p: VsmPartition): VtlStateOptions { return { dr6Shared: p.capabilities.dr6Shared }; }
 
@@ -49,7 +51,7 @@ export function isLongMode(vcpu: Vcpu): boolean {
  * Vcpu parks in HV_INACTIVE_VTL remembering its MP state, the higher one
  * becomes RUNNABLE, and the VTL left is pushed on the VP's return stack.
  */
-export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reason: number): void {
+export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reason: number, callerLong?: boolean): void {
   const fromVtl = vp.activeVtl;
   const from = vp.vcpus[fromVtl]!, to = vp.vcpus[target];
   if (target <= fromVtl || to === undefined || !vp.isEnabled(target)) {
@@ -62,10 +64,13 @@ export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reaso
     // The caller's RAX and RCX are saved in the entered VTL's control area (issue 5: "the saved RAX/RCX are in the VP
     // assist page's VTL control area"), where a non-fast VtlReturn loads them back (§3.3, §3.4): the round trip
     // preserves them unless the higher VTL writes other values there.
-    const r = from.getRegs();
-    if (isLongMode(from)) page.writeVtlReturn64({ rax: r.rax, rcx: r.rcx });
-    else page.writeVtlReturn32({ eax: Number(r.rax & 0xffffffffn), ecx: Number(r.rcx & 0xffffffffn), edx: Number(r.rdx & 0xffffffffn) });
+    const r = from.syncRegs;
+    if (callerLong ?? isLongMode(from)) page.writeVtlReturn64({ rax: r.gpr(RAX), rcx: r.gpr(RCX) });
+    else page.writeVtlReturn32({ eax: Number(r.gpr(RAX) & 0xffffffffn), ecx: Number(r.gpr(RCX) & 0xffffffffn), edx: Number(r.gpr(RDX) & 0xffffffffn) });
   }
+  // The mode the VTL left in, for its VtlReturn (it cannot change while the VTL waits, except through
+  // SetVpRegisters, which forgets it: hc-vsm.ts).
+  vp.leftLong[fromVtl] = callerLong;
   vp.resumeMpState[fromVtl] = from.getMpState();
   from.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   to.setMpState(KVM_MP_STATE_RUNNABLE);
@@ -88,15 +93,14 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   p.releaseTlbLocks(vp, fromVtl); // §3.9: returning releases every TLB lock this VTL holds on the VP
   const page = fast ? null : assistPageOf(from);
   if (page !== null) {
-    const r = to.getRegs();
-    if (isLongMode(to)) {
+    const r = to.syncRegs;
+    if (vp.leftLong[lowerVtl] ?? isLongMode(to)) {
       const v = page.readVtlReturn64();
-      r.rax = v.rax; r.rcx = v.rcx;
+      r.setGpr(RAX, v.rax); r.setGpr(RCX, v.rcx);
     } else {
       const v = page.readVtlReturn32();
-      r.rax = BigInt(v.eax >>> 0); r.rcx = BigInt(v.ecx >>> 0); r.rdx = BigInt(v.edx >>> 0);
+      r.setGpr(RAX, BigInt(v.eax >>> 0)); r.setGpr(RCX, BigInt(v.ecx >>> 0)); r.setGpr(RDX, BigInt(v.edx >>> 0));
     }
-    to.setRegs(r);
   }
   from.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);

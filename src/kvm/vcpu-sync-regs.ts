@@ -1,0 +1,38 @@
+/**
+ * The general-purpose registers as KVM_CAP_SYNC_REGS (KVM_SYNC_X86_REGS)
+ * offers them: in the shared kvm_run area, readable after an exit and
+ * writable before the next run without a KVM_GET/SET_REGS ioctl (upstream
+ * api.rst "kvm_valid_regs", "kvm_dirty_regs"). A VMM that looks at two or
+ * three registers per exit (a hypercall's input in RAX, say) uses this
+ * instead of building and checking the whole struct kvm_regs. Our vCPU
+ * never runs while the VMM holds control, so the view reads and writes the
+ * CPU's registers directly: a write is "dirty" state applied at once.
+ *
+ * Registers are numbered as in struct kvm_regs' x86 encoding: RAX 0, RCX 1,
+ * RDX 2, RBX 3, RSP 4, RBP 5, RSI 6, RDI 7, R8-R15 8-15. RIP and RFLAGS,
+ * which have rules of their own, go through KVM_SET_REGS.
+ */
+import type { Cpu } from '../x86/cpu.js';
+import { KvmError } from './errors.js';
+
+export class KvmSyncRegs {
+  constructor(private readonly cpu: Cpu) {}
+
+  /** GPR `n` as a u64. */
+  gpr(n: number): bigint {
+    check(n);
+    return (BigInt(this.cpu.rhi[n] >>> 0) << 32n) | BigInt(this.cpu.rlo[n] >>> 0);
+  }
+
+  /** Sets GPR `n` (EINVAL for a value that is not a u64). */
+  setGpr(n: number, v: bigint): void {
+    check(n);
+    if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n) throw new KvmError('EINVAL', `GPR value ${String(v)} is not a u64`);
+    this.cpu.rlo[n] = Number(v & 0xffffffffn) | 0;
+    this.cpu.rhi[n] = Number(v >> 32n) | 0;
+  }
+}
+
+function check(n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > 15) throw new KvmError('EINVAL', `GPR number ${String(n)} is not 0-15`);
+}
