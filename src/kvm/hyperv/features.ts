@@ -109,6 +109,15 @@ export class HvFeatures {
    * dispatcher checks for unknown codes (INVALID_HYPERCALL_CODE) first.
    */
   hypercallAllowed(code: number): boolean {
+    let allowed = this.allowedCalls.get(code);
+    if (allowed === undefined) this.allowedCalls.set(code, allowed = this.computeHypercallAllowed(code));
+    return allowed;
+  }
+
+  /** The features never change, so each code's answer is computed once (the dispatcher asks on every call). */
+  private readonly allowedCalls = new Map<number, boolean>();
+
+  private computeHypercallAllowed(code: number): boolean {
     if (!this.enabled || !this.has('AccessHypercallMsrs')) return false;
     const ex = this.recommends(HvRecommendation.ExProcessorMasks);
     switch (code) {

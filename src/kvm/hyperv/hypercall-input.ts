@@ -48,8 +48,14 @@ function checkU64(value: bigint, what: string): void {
 /** Splits RCX into its fields. Reserved bits are reported, not rejected: see validateHypercallControl. */
 export function parseHypercallControl(rcx: bigint): HypercallControl {
   checkU64(rcx, 'hypercall input value');
-  const lo = Number(rcx & 0xffffffffn);
-  const hi = Number(rcx >> 32n);
+  return parseHypercallControlParts(Number(rcx & 0xffffffffn) | 0, Number(rcx >> 32n) | 0);
+}
+
+/** RsvdZ bits of the control word's low and high halves (HV_HYPERCALL_RSVDZ_MASK). */
+const RSVDZ_LO = Number(HV_HYPERCALL_RSVDZ_MASK & 0xffffffffn) | 0, RSVDZ_HI = Number(HV_HYPERCALL_RSVDZ_MASK >> 32n) | 0;
+
+/** parseHypercallControl of the word hi:lo (int32 halves, as the CPU's registers hold them). */
+export function parseHypercallControlParts(lo: number, hi: number): HypercallControl {
   return {
     code: lo & HV_HYPERCALL_CODE_MASK,
     fast: ((lo >>> HV_HYPERCALL_FAST_BIT) & 1) === 1,
@@ -57,7 +63,7 @@ export function parseHypercallControl(rcx: bigint): HypercallControl {
     nested: ((lo >>> HV_HYPERCALL_NESTED_BIT) & 1) === 1,
     repCount: (hi >>> (HV_HYPERCALL_REP_COUNT_SHIFT - 32)) & HV_HYPERCALL_REP_MASK,
     repStart: (hi >>> (HV_HYPERCALL_REP_START_SHIFT - 32)) & HV_HYPERCALL_REP_MASK,
-    reservedBitsSet: (rcx & HV_HYPERCALL_RSVDZ_MASK) !== 0n,
+    reservedBitsSet: (lo & RSVDZ_LO) !== 0 || (hi & RSVDZ_HI) !== 0,
   };
 }
 

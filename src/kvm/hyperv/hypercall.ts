@@ -66,7 +66,7 @@ import { HcInput } from './hc-input.js';
 import { sendSyntheticClusterIpi, sendSyntheticClusterIpiEx } from './hc-ipi.js';
 import { notifyLongSpinWait, postMessage, signalEvent } from './hc-synic.js';
 import { readHypercallInput } from './hc-buffers.js';
-import { hypercallResult, parseHypercallControl, validateHypercallControl, withRepStart } from './hypercall-input.js';
+import { hypercallResult, parseHypercallControl, parseHypercallControlParts, validateHypercallControl, withRepStart } from './hypercall-input.js';
 import { suspendForTlbFlush } from './tlb-flush-inhibit.js';
 
 /** XMM0..XMM5 of a memory-based call's exit: zero (one shared, frozen array). */
@@ -172,7 +172,7 @@ export class HypercallDispatcher {
     const ctlLo = long ? r[RCX] : r[RAX], ctlHi = long ? h[RCX] : r[RDX];
     const inLo = long ? r[RDX] : r[RCX], inHi = long ? h[RDX] : r[RBX];
     const outLo = long ? r[R8] : r[RSI], outHi = long ? h[R8] : r[RDI];
-    const control = parseHypercallControl(u64(ctlLo, ctlHi));
+    const control = parseHypercallControlParts(ctlLo, ctlHi);
     const trace = v.vm.trace;
     if (trace !== null) {
       trace.emit('kvm_hv_hypercall', v.id, v.nowNs(), {

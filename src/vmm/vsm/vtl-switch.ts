@@ -28,7 +28,8 @@ const EFER_LMA = 1n << 10n;
 /** kvm's GPR numbers (vcpu-sync-regs.ts). */
 const RAX = 0, RCX = 1, RDX = 2;
 
-function stateOptions(p: VsmPartition): VtlStateOptions { return { dr6Shared: p.capabilities.dr6Shared }; }
+const SHARED_DR6: VtlStateOptions = { dr6Shared: true }, PRIVATE_DR6: VtlStateOptions = { dr6Shared: false };
+function stateOptions(p: VsmPartition): VtlStateOptions { return p.capabilities.dr6Shared ? SHARED_DR6 : PRIVATE_DR6; }
 
 /** The VP assist page `vcpu`'s VTL enabled, or null (disabled, or no longer guest RAM). */
 export function assistPageOf(vcpu: Vcpu): VpAssistPage | null {
