@@ -104,7 +104,10 @@ function runOnce(req: ChildRequest, image: Uint8Array): ChildRun {
     timeoutSeconds: 300, serial: (b) => { serial += decoder.decode(b, { stream: true }); },
     hv: req.hv === undefined ? undefined : { flags: new Set(req.hv) },
   });
-  if (req.vsmProtect !== undefined) protect(m, req.vsmProtect);
+  if (req.vsmProtect !== undefined) {
+    protect(m, req.vsmProtect);
+    gc?.(); // the set-up's garbage is not the run's
+  }
   const t1 = process.hrtime.bigint();
   const result = m.run();
   const t2 = process.hrtime.bigint();
