@@ -32,9 +32,12 @@ export interface ChildRequest {
   /**
    * With hv-vsm: before the run, VTL1 is enabled (host side) with protection
    * on and protects `pages` pages from `baseGfn` up, alternating R-X / R--
-   * (one attribute range per page, bench/vsm.ts).
+   * (one attribute range per page, bench/vsm.ts), in the machine that runs
+   * (`on: 'run'`) or in a second machine built the same way that does not run
+   * (`on: 'other'`: the same host-side work, so a comparison isolates what the
+   * protections cost the run from what the set-up did to the JIT and heap).
    */
-  vsmProtect?: { pages: number; baseGfn: number };
+  vsmProtect?: { pages: number; baseGfn: number; on: 'run' | 'other' };
 }
 
 export interface ChildRun {
@@ -99,13 +102,14 @@ function runOnce(req: ChildRequest, image: Uint8Array): ChildRun {
   let serial = '';
   const rssBefore = rss();
   const t0 = process.hrtime.bigint();
-  const m = new Machine({
+  const build = () => new Machine({
     image, imagePath: req.image, smp: req.smp, memory: req.memory, append: req.append,
     timeoutSeconds: 300, serial: (b) => { serial += decoder.decode(b, { stream: true }); },
     hv: req.hv === undefined ? undefined : { flags: new Set(req.hv) },
   });
+  const m = build();
   if (req.vsmProtect !== undefined) {
-    protect(m, req.vsmProtect);
+    protect(req.vsmProtect.on === 'run' ? m : build(), req.vsmProtect);
     gc?.(); // the set-up's garbage is not the run's
   }
   const t1 = process.hrtime.bigint();
