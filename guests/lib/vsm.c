@@ -610,3 +610,13 @@ void vsm_vtl1_isr(struct ex_regs *r)
 	}
 	apic_eoi();
 }
+
+void vsm_require(bool start_vp)
+{
+	if (hv_present() && hv_has_privilege(HV_PRIV_VSM) && hv_has_privilege(HV_PRIV_VP_REGISTERS) &&
+	    (!start_vp || hv_has_privilege(HV_PRIV_START_VIRTUAL_PROCESSOR)))
+		return;
+	report_skip(start_vp ? "no Hyper-V VSM (AccessVsm, AccessVpRegisters, StartVirtualProcessor): nothing to test"
+			     : "no Hyper-V VSM (AccessVsm and AccessVpRegisters): nothing to test");
+	report_summary();
+}

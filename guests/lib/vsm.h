@@ -214,6 +214,13 @@ unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl
 unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vtl, const struct hv_initial_vp_context *ctx);
 
 /*
+ * Skips the whole test (report_skip, then report_summary, which exits 38)
+ * unless Hyper-V offers AccessVsm and AccessVpRegisters, and with
+ * `start_vp` also StartVirtualProcessor. The first thing a VSM test does.
+ */
+void vsm_require(bool start_vp);
+
+/*
  * VTL0, on the BSP: the hypercall page, every CPU's VP index and VTL1
  * resources. Call once, before everything below.
  */

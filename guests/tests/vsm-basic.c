@@ -308,10 +308,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (!hv_present() || !hv_has_privilege(HV_PRIV_VSM) || !hv_has_privilege(HV_PRIV_VP_REGISTERS)) {
-		report_skip("no Hyper-V VSM (AccessVsm and AccessVpRegisters): nothing to test");
-		report_summary();
-	}
+	vsm_require(false);
 	vsm_init();
 	vsm_register_command(CMD_SETUP, vtl1_setup);
 	vsm_register_command(CMD_CHECK1, vtl1_check1);

@@ -528,10 +528,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (!hv_present() || !hv_has_privilege(HV_PRIV_VSM) || !hv_has_privilege(HV_PRIV_VP_REGISTERS)) {
-		report_skip("no Hyper-V VSM (AccessVsm and AccessVpRegisters): nothing to test");
-		report_summary();
-	}
+	vsm_require(false);
 	if (!hv_has_feature(HV_FEAT_XMM_HYPERCALL_INPUT)) {
 		report_skip("no XMM fast hypercall input (hv-xmm-input): the fast forms cannot be tested");
 		report_summary();

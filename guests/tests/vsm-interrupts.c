@@ -973,11 +973,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (!hv_present() || !hv_has_privilege(HV_PRIV_VSM) || !hv_has_privilege(HV_PRIV_VP_REGISTERS) ||
-	    !hv_has_privilege(HV_PRIV_START_VIRTUAL_PROCESSOR)) {
-		report_skip("no Hyper-V VSM (AccessVsm, AccessVpRegisters, StartVirtualProcessor): nothing to test");
-		report_summary();
-	}
+	vsm_require(true);
 	if (!hv_has_privilege(HV_PRIV_SYNTHETIC_TIMER_REGS) || !hv_has_privilege(HV_PRIV_FREQUENCY_REGS) ||
 	    !hv_has_privilege(HV_PRIV_PARTITION_REFERENCE_TSC))
 		abort_msg("run with hv-time, hv-stimer and hv-frequencies");

@@ -475,11 +475,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (!hv_present() || !hv_has_privilege(HV_PRIV_VSM) || !hv_has_privilege(HV_PRIV_VP_REGISTERS) ||
-	    !hv_has_privilege(HV_PRIV_START_VIRTUAL_PROCESSOR)) {
-		report_skip("no Hyper-V VSM (AccessVsm, AccessVpRegisters, StartVirtualProcessor): nothing to test");
-		report_summary();
-	}
+	vsm_require(true);
 	unsigned n = fwcfg_present() ? fwcfg_read(FW_CFG_NB_CPUS, 2) : 1;
 	if (cpu_count() != 1) {
 		report(false, "%u CPUs came up with INIT/SIPI: boot with a first module holding NR_CPUS=1", cpu_count());

@@ -379,10 +379,7 @@ int main(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (!hv_present() || !hv_has_privilege(HV_PRIV_VSM) || !hv_has_privilege(HV_PRIV_VP_REGISTERS)) {
-		report_skip("no Hyper-V VSM (AccessVsm and AccessVpRegisters): nothing to test");
-		report_summary();
-	}
+	vsm_require(false);
 	if (cpu_count() < 2) {
 		report_skip("TLB locks need a second VP");
 		report_summary();
