@@ -5,7 +5,7 @@
  *   vsmvisor run IMAGE [--smp N] [-m SIZE] [--append TEXT] [--initrd FILE]...
  *                      [--hv LIST] [--max-insns N] [--timeout SECONDS]
  *                      [--serial FILE] [--trace FILE] [--device NAME]... [--protected-memory rfc|upstream]
- *                      [--on-hyperv fixed|unfixed|plain]
+ *                      [--on-hyperv fixed|unfixed|plain] [--max-vtl 1|2]
  *   vsmvisor --help | -h        vsmvisor run --help
  *   vsmvisor --version
  *
@@ -58,6 +58,8 @@ options for run:
                       protected guest memory: 'rfc' = the KVM protected memory
                       RFC's hypercalls 12/13/14 (not with --hv); 'upstream' =
                       private memory with the MAP_GPA_RANGE hypercall (12)
+  --max-vtl 1|2       with hv-vsm: the highest VTL the guest may enable
+                      (HvRegisterVsmPartitionStatus.MaximumVtl; default 1)
   --on-hyperv fixed|unfixed|plain
                       run the guest as L2 of our core running on a model of
                       Hyper-V (identity second-level tables, L0 flushes in the
@@ -140,6 +142,8 @@ export interface RunOptions {
   readonly devices?: readonly DeviceName[];
   /** --protected-memory: which protected-memory ABI the VM offers; absent = none. */
   readonly protectedMemory?: 'rfc' | 'upstream';
+  /** --max-vtl: the VSM partition's maximum VTL (1 or 2); absent = 1. Needs hv-vsm. */
+  readonly maxVtl?: number;
   /** --on-hyperv: run as L2 under the Hyper-V (L0) model; absent = not nested. */
   readonly onHyperv?: OnHypervMode;
 }
@@ -164,6 +168,7 @@ const RUN_VALUE_OPTIONS = [
   '--device',
   '--protected-memory',
   '--on-hyperv',
+  '--max-vtl',
 ] as const;
 type RunValueOption = (typeof RUN_VALUE_OPTIONS)[number];
 
@@ -255,6 +260,7 @@ function parseRun(args: readonly string[]): CliCommand {
       // Only when given, so an options object without it stays as it was.
       ...(opt('--protected-memory') === undefined ? {} : { protectedMemory: parseProtectedMemory(opt('--protected-memory')) }),
       ...(opt('--on-hyperv') === undefined ? {} : { onHyperv: parseOnHyperv(opt('--on-hyperv')!) }),
+      ...(opt('--max-vtl') === undefined ? {} : { maxVtl: parseMaxVtl(opt('--max-vtl')!) }),
     },
   };
 }
@@ -279,6 +285,12 @@ function isRunValueOption(name: string): name is RunValueOption {
 export function parseProtectedMemory(text: string | undefined): 'rfc' | 'upstream' | undefined {
   if (text === undefined || text === 'rfc' || text === 'upstream') return text;
   throw new UsageError(`--protected-memory must be 'rfc' or 'upstream', not '${text}'`);
+}
+
+/** --max-vtl: 1 or 2, the VTLs this VMM runs (src/vmm/vsm/partition.ts); the machine refuses it without hv-vsm. */
+export function parseMaxVtl(text: string): number {
+  if (text !== '1' && text !== '2') throw new UsageError(`--max-vtl must be 1 or 2, not '${text}'`);
+  return Number(text);
 }
 
 /** --on-hyperv: one of ON_HYPERV_MODES (src/kvm/on-hyperv/modes.ts). */

@@ -36,7 +36,7 @@ function runGuest(o: RunOptions): number {
     maxInsns: o.maxInsns, timeoutSeconds: o.timeoutSeconds,
     guestMips: o.guestMips, tscHz: o.tscMhz * 1e6, trace: o.trace !== undefined,
     // QEMU's hyperv-testdev drives the SynIC; it is present whenever the SynIC is.
-    hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'), protectedMemory: o.protectedMemory,
+    hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'), protectedMemory: o.protectedMemory, maxVtl: o.maxVtl,
     doorbell: o.devices?.includes('doorbell') === true,
     serial: (b) => { writeSync(fd, b); },
   });

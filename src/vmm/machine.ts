@@ -86,6 +86,8 @@ export interface MachineOptions {
    * setting or clearing the PRIVATE attribute. Absent: neither.
    */
   protectedMemory?: 'rfc' | 'upstream';
+  /** With hv-vsm: the partition's maximum VTL (1, the default, or 2; the CLI's --max-vtl). */
+  maxVtl?: number;
 }
 
 export type MachineResult =
@@ -123,6 +125,7 @@ export class Machine {
     if (pm === 'rfc' && hv.enabled) {
       throw new HvFeatureError('protected memory in RFC mode cannot be combined with Hyper-V enlightenments: both are advertised in CPUID leaves 0x40000000-0x40000001');
     }
+    if (opts.maxVtl !== undefined && !hv.has('AccessVsm')) throw new HvFeatureError('a maximum VTL (--max-vtl) needs hv-vsm');
     if (pm === 'upstream' && hv.has('AccessVsm')) {
       // VTL protections are RWX attributes, which kvm does not combine with PRIVATE (kvm-api-facts §2.3).
       throw new HvFeatureError('private memory (--protected-memory upstream) cannot be combined with hv-vsm: VTL protections and private pages use the same memory attributes');
@@ -147,7 +150,7 @@ export class Machine {
     }
     if (hv.has('AccessVsm')) {
       // Vcpus of higher VTLs get the same CPUID and scheduling settings as VTL0's (their state comes from EnableVpVtl).
-      this.vsm = new VsmPartition(this.vm, { prepareVcpu: (v) => { v.setCpuid(cpuid); v.cpu.pauseExits = true; } });
+      this.vsm = new VsmPartition(this.vm, { maximumVtl: opts.maxVtl, prepareVcpu: (v) => { v.setCpuid(cpuid); v.cpu.pauseExits = true; } });
     }
     this.io.register(COM1_BASE, UART_PORT_COUNT, new Uart16550((b) => this.serialByte(b)), 'COM1');
     this.io.register(DEBUG_EXIT_PORT, DEBUG_EXIT_PORT_COUNT, new DebugExit((v) => { this.exitCode = v; }), 'isa-debug-exit');

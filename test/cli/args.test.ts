@@ -224,3 +224,13 @@ test('--protected-memory takes rfc or upstream (kvm-api-facts §4.3: never both 
   assert.equal((parseArgs(['run', 'x.elf']) as Extract<CliCommand, { kind: 'run' }>).options.protectedMemory, undefined);
   assert.throws(() => get('both'), (e: Error) => e instanceof UsageError && e.message === "--protected-memory must be 'rfc' or 'upstream', not 'both'");
 });
+
+test('--max-vtl takes 1 or 2 (the VTLs this VMM runs)', () => {
+  const get = (v: string) => (parseArgs(['run', 'x.elf', '--max-vtl', v]) as Extract<CliCommand, { kind: 'run' }>).options.maxVtl;
+  assert.equal(get('1'), 1);
+  assert.equal(get('2'), 2);
+  assert.equal((parseArgs(['run', 'x.elf']) as Extract<CliCommand, { kind: 'run' }>).options.maxVtl, undefined);
+  for (const bad of ['0', '3', '2.0', 'two']) {
+    assert.throws(() => get(bad), (e: Error) => e instanceof UsageError && e.message === `--max-vtl must be 1 or 2, not '${bad}'`);
+  }
+});

@@ -138,3 +138,13 @@ test('--trace records port I/O and IPIs of a real guest', { skip: !existsSync(jo
   const last = ev.filter((e) => e.name === 'kvm_pio').at(-1)!;
   assert.deepEqual({ port: last.args.port, val: last.args.val }, { port: 0xf4, val: 0 });
 });
+
+test('--max-vtl sets the VSM partition\'s MaximumVtl; without hv-vsm it is a usage error (exit 2)', { skip: !existsSync(join(REPO, 'guests/build/vsm-basic.elf')) && 'guest not built' }, () => {
+  const image = join(REPO, 'guests/build/vsm-basic.elf');
+  const r = vsm('run', image, '--hv', 'hv-vpindex,hv-synic,hv-vapic,hv-vsm', '--max-vtl', '2');
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.out, /^PASS: VsmPartitionStatus 0x20001: maximum VTL 2, only VTL0 enabled\r?$/m);
+  const bad = vsm('run', HELLO, '--max-vtl', '2');
+  assert.equal(bad.status, 2);
+  assert.equal(oneLine(bad.err), 'vsmvisor: a maximum VTL (--max-vtl) needs hv-vsm');
+});
