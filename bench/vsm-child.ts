@@ -44,7 +44,7 @@ export interface ChildRun {
   result: MachineResult;
   /** Instructions retired by all vCPUs (Machine.totalInsns). */
   insns: number;
-  /** Host seconds to build the machine and load the image. */
+  /** Host seconds to build the machine and load the image (and, with vsmProtect, to apply the protections). */
   loadSeconds: number;
   /** Host seconds spent in Machine.run(). */
   runSeconds: number;

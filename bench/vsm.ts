@@ -322,6 +322,12 @@ function slowdown(guest: string, iters: number): SlowdownReport {
 /** The round-trip comparison alone (node --input-type=module -e "(await import('./dist/bench/vsm.js')).benchVsmRoundTrip()"). */
 export function benchVsmRoundTrip(): RoundTripReport { return roundTrip([]); }
 
+/** n VMM-answered hypercalls alone (profiling the exit path); host seconds. */
+export function vmmCalls(n: number): number {
+  const signal = makeHypercallControl({ code: HvCall.SignalEvent, fast: true });
+  return drive(vtl1Rig(callLoop(n, 0x180000, `mov rcx, ${signal}\n mov edx, 77`, HvStatus.INVALID_CONNECTION_ID), 'hlt'));
+}
+
 /** The VTL round trip alone, n times (profiling: node --cpu-prof -e "...vtlRoundTrips(200000)"); host seconds. */
 export function vtlRoundTrips(n: number): number { return drive(vtlLoop(n, 0x180000)); }
 
