@@ -250,7 +250,7 @@ export class HypercallDispatcher {
     } else {
       c.rlo[RDX] = reps; c.rhi[RDX] = 0;
     }
-    this.traceDone(hypercallResult(status, reps));
+    if (this.vcpu.vm.trace !== null) this.traceDone(hypercallResult(status, reps));
     return HcOutcome.Done;
   }
 
@@ -309,8 +309,8 @@ export class HypercallDispatcher {
     if (p === null || a === null) return;
     this.pending = null; this.answer = null;
     const c = this.vcpu.cpu;
-    const status = Number(a.result & 0xffffn);
-    if (p.fast && status === HvStatus.SUCCESS && XMM_OUTPUT_CALLS.has(p.code) && a.xmm !== undefined) {
+    const lo = Number(a.result & 0xffffffffn) | 0;
+    if (p.fast && (lo & 0xffff) === HvStatus.SUCCESS && XMM_OUTPUT_CALLS.has(p.code) && a.xmm !== undefined) {
       if (!this.vcpu.hv!.partition.features.xmmOutput) { this.udOnRetry = true; return; }
       a.xmm.forEach((reg, k) => {
         const o = 4 * k;
@@ -319,17 +319,13 @@ export class HypercallDispatcher {
       });
     }
     if (!NO_RESULT_CALLS.has(p.code)) {
-      const lo = Number(a.result & 0xffffffffn) | 0, hi = Number(a.result >> 32n) | 0;
+      const hi = Number(a.result >> 32n) | 0;
       if (p.long) { c.rlo[RAX] = lo; c.rhi[RAX] = hi; } else { c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0; }
     }
-    skipVmcall(c.ripLo, c.ripHi, c.codeSize, (lo, hi) => { c.ripLo = lo; c.ripHi = hi; });
-    this.traceDone(a.result);
+    const next = (c.ripLo >>> 0) + HV_HYPERCALL_INSN_BYTES;
+    if (c.codeSize === 64) { c.ripHi = next > 0xffffffff ? (c.ripHi + 1) | 0 : c.ripHi; c.ripLo = next | 0; }
+    else { c.ripLo = c.codeSize === 32 ? next | 0 : next & 0xffff; c.ripHi = 0; }
+    if (this.vcpu.vm.trace !== null) this.traceDone(a.result);
   }
 }
 
-function skipVmcall(lo: number, hi: number, codeSize: number, set: (lo: number, hi: number) => void): void {
-  const next = (lo >>> 0) + HV_HYPERCALL_INSN_BYTES;
-  if (codeSize === 64) set(next | 0, next > 0xffffffff ? (hi + 1) | 0 : hi);
-  else if (codeSize === 32) set(next | 0, 0);
-  else set(next & 0xffff, 0);
-}
