@@ -13,6 +13,7 @@ import { HV_PARTITION_ID_SELF, HvCall, HvMessageType, HvMsr, HvRegisterName as N
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { decodePartitionConfig, encodePartitionConfig } from '../../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
+import { handleProtectionFault } from '../../src/vmm/vsm/memory-intercept.js';
 import { INPUT } from '../kvm/hypercall-machine.js';
 import { contextFrom, VsmRig, VTL1_ASSIST, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
 
@@ -241,4 +242,25 @@ test('§3.8: a page-table walk through a no-access page table is a read intercep
   assert.equal(mem.read64(pl + 0x38), BigInt(pte), 'GPA: the paging-structure entry');
   assert.equal(mem.read8(pl + 0x2d), 1, 'GvaValid only: the GPA is not the GVA\'s translation, and no TLB lock is taken');
   assert.equal(r.vcpu(0).tlbFlush.inhibited, false);
+});
+
+test('§3.8: a VP without the protecting VTL cannot take the intercept: the VMM gets "unreportable" (the machine stops with that report)', () => {
+  const r = new VsmRig({ ids: [0, 1] });
+  r.enablePartitionVtl(1);
+  const vp0 = r.vp(0), v1 = r.p.vcpuForVpVtl(vp0, 1);
+  assert.equal(loadInitialVpContext(v1, contextFrom(r.vcpu(0), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
+  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
+  r.p.commitVpVtl(vp0, 1);
+  enableProtection(r, 1, RWX);
+  r.p.protections.protect(1, DATA_GFN, DATA_GFN + 1, R);
+  const w = r.vcpu(1);
+  r.asm(`mov byte ptr [${DATA}], 1\n hlt`, VTL0_CODE);
+  r.m.enter64(w, VTL0_CODE);
+  const e = r.m.runToExit(w);
+  assert.equal(e.reason, 'memory-fault');
+  if (e.reason !== 'memory-fault') return;
+  const out = handleProtectionFault(r.p, w, e);
+  assert.deepEqual(out, { kind: 'unreportable', why: `VTL0 of VP 1 violated a VTL1 protection at GPA 0x${DATA.toString(16)}, but VTL1 is not enabled on that VP` });
+  assert.equal(r.vp(1).activeVtl, 0);
+  assert.equal(r.m.vm.mem.read8(DATA), 0);
 });
