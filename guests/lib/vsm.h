@@ -374,4 +374,14 @@ u64 vsm_translate_ex(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, 
 void vsm_vtl1_entry(void);
 extern char vsm_vtl1_isr_stubs[];
 
+// ---------------------------------------------------------------- more VTLs than two (issue 5)
+
+#define HV_REG_RSP 0x00020004
+/* HvRegisterVsmVpSecureConfigVtlN (§3.7): one per (higher VTL, lower VTL N) pair. */
+#define HV_REG_VSM_VP_SECURE_CONFIG_VTL(n) (HV_REG_VSM_VP_SECURE_CONFIG_VTL0 + (n))
+#define HV_VSM_VP_SECURE_CONFIG_MBEC_ENABLED BIT(0)
+/* HvRegisterVsmPartitionStatus (§3.7): 15:0 EnabledVtlSet, 19:16 MaximumVtl. */
+#define HV_PARTITION_STATUS(enabled_set, maximum_vtl) ((u64)(enabled_set) | ((u64)(maximum_vtl) << 16))
+#define HV_PARTITION_STATUS_MAXIMUM_VTL(status) ((unsigned)(((status) >> 16) & 0xf))
+
 #endif

@@ -27,7 +27,7 @@ function readInput(path: string, what: string): Uint8Array {
 function runGuest(o: RunOptions): number {
   const image = readInput(o.image, 'image');
   const modules = o.initrd.map((p) => ({ data: readInput(p, 'initrd'), string: p }));
-  let fd = 1;
+  let fd = 1, serialGone = false;
   if (o.serial !== undefined) {
     try { fd = openSync(o.serial, 'w'); } catch (e) { throw new UsageError(`cannot open serial output file '${o.serial}': ${(e as Error).message}.`); }
   }
@@ -38,7 +38,7 @@ function runGuest(o: RunOptions): number {
     // QEMU's hyperv-testdev drives the SynIC; it is present whenever the SynIC is.
     hv: o.hv, hypervTestDev: o.hv.flags.has('hv-synic'), protectedMemory: o.protectedMemory, maxVtl: o.maxVtl,
     doorbell: o.devices?.includes('doorbell') === true,
-    serial: (b) => { writeSync(fd, b); },
+    serial: (b) => { if (!serialGone) serialGone = writeSerial(fd, b); },
   });
   if (o.onHyperv !== undefined) {
     if (machine.vsm !== null) throw new UsageError('--on-hyperv cannot be combined with hv-vsm: only the VTL0 Vm would run nested');
@@ -53,6 +53,20 @@ function runGuest(o: RunOptions): number {
     case 'hang': process.stderr.write(`vsmvisor: guest hung (${r.why}); ${r.detail}\n`); return EXIT_SHUTDOWN;
     case 'budget': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
     case 'timeout': process.stderr.write(`vsmvisor: stopped: ${r.detail}\n`); return EXIT_LIMIT;
+  }
+}
+
+/**
+ * Writes serial output; true when the reader has gone (EPIPE: `vsmvisor run ... | head`), after which the rest of the
+ * output is dropped and the guest runs on, as a serial port with nobody listening.
+ */
+function writeSerial(fd: number, bytes: Uint8Array): boolean {
+  try {
+    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return true;
+    throw e;
   }
 }
 

@@ -148,3 +148,14 @@ test('--max-vtl sets the VSM partition\'s MaximumVtl; without hv-vsm it is a usa
   assert.equal(bad.status, 2);
   assert.equal(oneLine(bad.err), 'vsmvisor: a maximum VTL (--max-vtl) needs hv-vsm');
 });
+
+test('a reader that goes away (vsmvisor run ... | head) does not crash the runner: output is dropped, the guest\'s status stands', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [BIN, 'run', HELLO], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy(); // the read end closes before the guest has written anything: every write gets EPIPE
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  assert.equal(err, '');
+  assert.equal(status, 0);
+});
