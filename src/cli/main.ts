@@ -46,7 +46,7 @@ function runGuest(o: RunOptions): number {
   }
   const r = machine.run();
   if (fd !== 1) closeSync(fd);
-  if (o.trace !== undefined) writeTrace(o.trace, machine.vm.trace!.toChromeJson());
+  if (o.trace !== undefined) writeTrace(o.trace, machine.traceJson());
   switch (r.kind) {
     case 'exit': return r.code & 0xff;
     case 'shutdown': process.stderr.write(`vsmvisor: guest shut down (${r.why}); ${r.detail}\n`); return EXIT_SHUTDOWN;

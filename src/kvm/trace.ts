@@ -32,10 +32,28 @@ export class TraceLog {
 
   /** Chrome trace-event JSON: instant events, one thread per vCPU, timestamps in µs of guest time. */
   toChromeJson(): string {
-    const out = this.events.map((e) => JSON.stringify({
-      name: e.name, ph: 'i', s: 't', pid: 1, tid: e.vcpu < 0 ? 0 : e.vcpu + 1, ts: e.ns / 1000, args: e.args,
-    }));
-    const meta = { droppedEvents: this.dropped };
-    return `{"traceEvents":[\n${out.join(',\n')}\n],"otherData":${JSON.stringify(meta)}}\n`;
+    return chromeJson(this.events.map((e) => chromeEvent(e, 1)), { droppedEvents: this.dropped });
   }
+}
+
+/** One Chrome instant event: process `pid`, one thread per vCPU (thread 0: VM-wide events). */
+function chromeEvent(e: TraceEvent, pid: number): string {
+  return JSON.stringify({ name: e.name, ph: 'i', s: 't', pid, tid: e.vcpu < 0 ? 0 : e.vcpu + 1, ts: e.ns / 1000, args: e.args });
+}
+
+function chromeJson(events: readonly string[], meta: object): string {
+  return `{"traceEvents":[\n${events.join(',\n')}\n],"otherData":${JSON.stringify(meta)}}\n`;
+}
+
+/**
+ * Several VMs' traces as one Chrome trace-event JSON (a VMM with several VMs,
+ * e.g. one per VTL): each log is a process with its name, its events in
+ * guest-time order with the others'.
+ */
+export function chromeJsonOf(sources: readonly { readonly log: TraceLog; readonly pid: number; readonly name: string }[]): string {
+  const names = sources.map((x) => JSON.stringify({ name: 'process_name', ph: 'M', pid: x.pid, args: { name: x.name } }));
+  const events = sources.flatMap((x) => x.log.events.map((e) => ({ e, pid: x.pid })));
+  events.sort((a, b) => a.e.ns - b.e.ns); // stable: one log's order stays
+  const dropped = sources.reduce((n, x) => n + x.log.dropped, 0);
+  return chromeJson([...names, ...events.map(({ e, pid }) => chromeEvent(e, pid))], { droppedEvents: dropped });
 }

@@ -12,6 +12,7 @@
  * lower VTL waits until the VP returns to it (tlfs-vsm-facts §3.10).
  */
 import { GuestClock } from '../kvm/clock.js';
+import { chromeJsonOf } from '../kvm/trace.js';
 import { KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_WRITE, type VcpuExit } from '../kvm/exits.js';
 import type { Vcpu } from '../kvm/vcpu.js';
 import { Vm } from '../kvm/vm.js';
@@ -373,6 +374,16 @@ export class Machine {
       throw e;
     }
     return 0n;
+  }
+
+  /**
+   * The trace as Chrome trace-event JSON (the CLI's --trace): with VSM, one
+   * process per VTL's Vm ("VTL0", "VTL1", ...), threads per VP.
+   */
+  traceJson(): string {
+    if (this.vm.trace === null) throw new RangeError('the machine was built without trace: true');
+    if (this.vsm === null) return this.vm.trace.toChromeJson();
+    return chromeJsonOf(this.vsm.vms.flatMap((vm, vtl) => vm?.trace ? [{ log: vm.trace, pid: vtl + 1, name: `VTL${vtl}` }] : []));
   }
 
   /** VP `index`'s Vcpu in the VTL it is in (VTL0's without VSM). */

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO } from '../paths.js';
@@ -158,4 +158,17 @@ test('a reader that goes away (vsmvisor run ... | head) does not crash the runne
   const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   assert.equal(err, '');
   assert.equal(status, 0);
+});
+
+test('--trace with hv-vsm: one trace process per VTL, VTL entries in the entered VTL, returns in the VTL returned to', { skip: !existsSync(join(REPO, 'guests/build/vsm-basic.elf')) && 'guest not built' }, () => {
+  const path = join(dir, 'vsm-trace.json');
+  const r = vsm('run', join(REPO, 'guests/build/vsm-basic.elf'), '--hv', 'hv-vpindex,hv-synic,hv-vapic,hv-vsm', '--trace', path);
+  assert.equal(r.status, 0, r.err);
+  const events = (JSON.parse(readFileSync(path, 'utf8')) as { traceEvents: { name: string; pid: number; args: Record<string, unknown> }[] }).traceEvents;
+  assert.deepEqual(events.filter((e) => e.name === 'process_name').map((e) => [e.pid, e.args.name]), [[1, 'VTL0'], [2, 'VTL1']]);
+  const enters = events.filter((e) => e.name === 'vsm_vtl_enter'), returns = events.filter((e) => e.name === 'vsm_vtl_return');
+  assert.ok(enters.length > 0);
+  assert.ok(enters.every((e) => e.pid === 2 && e.args.to === 1));
+  assert.ok(returns.every((e) => e.pid === 1 && e.args.to === 0));
+  assert.equal(returns.length, enters.length, 'vsm-basic ends in VTL0: every entry was returned from');
 });
