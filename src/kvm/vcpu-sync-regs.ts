@@ -15,21 +15,29 @@
 import type { Cpu } from '../x86/cpu.js';
 import { KvmError } from './errors.js';
 
+const U64_MAX = (1n << 64n) - 1n;
+
 export class KvmSyncRegs {
+  /** Converts between a u64 and the CPU's int32 halves (cheaper than BigInt arithmetic). */
+  private readonly dv = new DataView(new ArrayBuffer(8));
+
   constructor(private readonly cpu: Cpu) {}
 
   /** GPR `n` as a u64. */
   gpr(n: number): bigint {
     check(n);
-    return (BigInt(this.cpu.rhi[n] >>> 0) << 32n) | BigInt(this.cpu.rlo[n] >>> 0);
+    this.dv.setInt32(0, this.cpu.rlo[n], true);
+    this.dv.setInt32(4, this.cpu.rhi[n], true);
+    return this.dv.getBigUint64(0, true);
   }
 
   /** Sets GPR `n` (EINVAL for a value that is not a u64). */
   setGpr(n: number, v: bigint): void {
     check(n);
-    if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n) throw new KvmError('EINVAL', `GPR value ${String(v)} is not a u64`);
-    this.cpu.rlo[n] = Number(v & 0xffffffffn) | 0;
-    this.cpu.rhi[n] = Number(v >> 32n) | 0;
+    if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new KvmError('EINVAL', `GPR value ${String(v)} is not a u64`);
+    this.dv.setBigUint64(0, v, true);
+    this.cpu.rlo[n] = this.dv.getInt32(0, true);
+    this.cpu.rhi[n] = this.dv.getInt32(4, true);
   }
 }
 

@@ -177,6 +177,12 @@ export class PhysMemory {
 
   /** 64-bit read as a bigint (API edges, not hot paths). */
   read64(gpa: number): bigint {
+    const off = gpa % CHUNK_SIZE;
+    if (off <= CHUNK_SIZE - 8) {
+      this.checkRange(gpa, 8);
+      const c = this.peekChunk(gpa);
+      return c === undefined ? 0n : c.dv.getBigUint64(off, true);
+    }
     return BigInt(this.read32(gpa)) | (BigInt(this.read32(gpa + 4)) << 32n);
   }
 
@@ -204,6 +210,13 @@ export class PhysMemory {
   }
 
   write64(gpa: number, v: bigint): void {
+    const off = gpa % CHUNK_SIZE;
+    if (off <= CHUNK_SIZE - 8) {
+      this.checkRange(gpa, 8);
+      this.notifyWrite(gpa, 8);
+      this.chunk(gpa).dv.setBigUint64(off, BigInt.asUintN(64, v), true);
+      return;
+    }
     this.write32(gpa, Number(v & 0xffffffffn));
     this.write32(gpa + 4, Number((v >> 32n) & 0xffffffffn));
   }
