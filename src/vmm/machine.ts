@@ -43,7 +43,7 @@ import { VsmPartition } from './vsm/partition.js';
 import { handleVsmHypercall } from './vsm/hc-vsm.js';
 import { vpHasStarted } from './vsm/hc-vp.js';
 import { handleProtectionFault } from './vsm/memory-intercept.js';
-import { enterHigherVtl } from './vsm/vtl-switch.js';
+import { enterHigherVtl, notifyLowerVtlInterrupt } from './vsm/vtl-switch.js';
 
 /** One line: which access of which page the memory attributes denied. */
 function describeMemoryFault(e: Extract<VcpuExit, { reason: 'memory-fault' }>): string {
@@ -267,6 +267,7 @@ export class Machine {
         break;
       }
     }
+    notifyLowerVtlInterrupt(vp); // VINA: tell the VTL that runs that a lower one has an interrupt waiting
     return vp.active;
   }
 

@@ -14,6 +14,11 @@ import { handleProtectionFault } from '../../src/vmm/vsm/memory-intercept.js';
 import { VsmPartition, type VsmVp } from '../../src/vmm/vsm/partition.js';
 import { hvSegmentFromKvm, writeHvSegment, writeHvTable } from '../../src/vmm/vsm/segment.js';
 import { HvMachine, LINUX_GUEST_OS_ID } from '../kvm/hypercall-machine.js';
+import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../src/kvm/mp-state.js';
+import { HvMsr } from '../../src/spec/tlfs.js';
+import { Machine } from '../../src/vmm/machine.js';
+import { assemble } from '../x86/helpers/test-machine.js';
+import { buildElf, bytesOf, multibootHeader } from './elf-writer.js';
 
 export const VSM_FLAGS = ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm', 'hv-xmm-input', 'hv-xmm-output'];
 /** Scratch areas of the rig (HvMachine leaves 0x100000-0x1fffff and 0x300000-0x3fffff free and identity-mapped). */
@@ -122,3 +127,27 @@ export function contextFrom(v: Vcpu, o: { rip: number; rsp: number; rflags?: big
   dv.setBigUint64(C.Pat, 0x0007040600070406n, true);
   return b;
 }
+
+/**
+ * A machine with hv-vsm whose 32-bit VTL0 code is `vtl0` and whose VP 0 has
+ * VTL1 (host-enabled, parked) running `vtl1` at 0x200000 with its assist page
+ * at 0x202000.
+ */
+export function machineWithVtl1(vtl0: string, vtl1: string, o: { trace?: boolean } = {}): { m: Machine; v0: Vcpu; v1: Vcpu } {
+  const code = assemble(`.code32\n${vtl0}`, 0x100000 + 12).bytes;
+  const text = bytesOf(multibootHeader(0), code);
+  const elf = buildElf({ cls: 32, entry: 0x100000 + 12, segments: [{ paddr: 0x100000, data: text, memsz: text.length + 64 }] });
+  const m = new Machine({ image: elf.bytes, imagePath: 'vsm.elf', smp: 1, memory: 16 << 20, serial: () => {}, hv: { flags: new Set(VSM_FLAGS) }, maxInsns: 200_000, trace: o.trace });
+  const p = m.vsm!;
+  p.enablePartitionVtl(1);
+  const vp = p.vps[0]!;
+  const v0 = m.vcpus[0], v1 = p.vcpuForVpVtl(vp, 1);
+  v1.setSregs(v0.getSregs()); // flat 32-bit protected mode, as Multiboot enters VTL0
+  v1.setRegs({ ...v1.getRegs(), rip: 0x200000n, rsp: 0x201000n, rflags: 2n });
+  m.vm.mem.write(0x200000, assemble(`.code32\n${vtl1}`, 0x200000).bytes);
+  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
+  p.commitVpVtl(vp, 1);
+  if (!v1.wrmsr(HvMsr.VP_ASSIST_PAGE, 0x202000 | 1, 0)) throw new Error('the VTL1 assist page MSR was refused');
+  return { m, v0, v1 };
+}
+

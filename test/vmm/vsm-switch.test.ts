@@ -10,11 +10,8 @@ import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/k
 import { REG_SPIV } from '../../src/kvm/lapic-regs.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HvCall, HvMsr, HvVtlEntryReason } from '../../src/spec/tlfs.js';
-import { Machine } from '../../src/vmm/machine.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
-import { assemble } from '../x86/helpers/test-machine.js';
-import { buildElf, bytesOf, multibootHeader } from './elf-writer.js';
-import { contextFrom, VsmRig, VTL0_ASSIST, VTL1_ASSIST, VTL1_CODE, VTL1_PML4, VTL1_STACK_TOP, VSM_FLAGS } from './vsm-hcall-rig.js';
+import { contextFrom, machineWithVtl1, VsmRig, VTL0_ASSIST, VTL1_ASSIST, VTL1_CODE, VTL1_PML4, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
 
 const MSR_FS_BASE = 0xc000_0100;
 const VTL0_CODE = 0x10000;
@@ -259,25 +256,6 @@ test('§3.4: VtlCall goes to the next higher enabled VTL only; VtlReturn goes ba
 });
 
 // ---------------------------------------------------------------- the machine's scheduler
-
-/** A machine with hv-vsm whose 32-bit VTL0 code is `vtl0` and whose VP 0 has VTL1 (host-enabled) running `vtl1`. */
-function machineWithVtl1(vtl0: string, vtl1: string): { m: Machine; v0: Vcpu; v1: Vcpu } {
-  const code = assemble(`.code32\n${vtl0}`, 0x100000 + 12).bytes;
-  const text = bytesOf(multibootHeader(0), code);
-  const elf = buildElf({ cls: 32, entry: 0x100000 + 12, segments: [{ paddr: 0x100000, data: text, memsz: text.length + 64 }] });
-  const m = new Machine({ image: elf.bytes, imagePath: 'vsm.elf', smp: 1, memory: 16 << 20, serial: () => {}, hv: { flags: new Set(VSM_FLAGS) }, maxInsns: 200_000 });
-  const p = m.vsm!;
-  p.enablePartitionVtl(1);
-  const vp = p.vps[0]!;
-  const v0 = m.vcpus[0], v1 = p.vcpuForVpVtl(vp, 1);
-  v1.setSregs(v0.getSregs()); // flat 32-bit protected mode, as Multiboot enters VTL0
-  v1.setRegs({ ...v1.getRegs(), rip: 0x200000n, rsp: 0x201000n, rflags: 2n });
-  m.vm.mem.write(0x200000, assemble(`.code32\n${vtl1}`, 0x200000).bytes);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  p.commitVpVtl(vp, 1);
-  assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, 0x202000 | 1, 0));
-  return { m, v0, v1 };
-}
 
 test('§3.10, kvm §3.3: an interrupt for a parked VTL1 wakes it and the machine enters VTL1 with entry reason 2 (RFLAGS.IF of both VTLs is 0)', () => {
   // VTL1 reports its entry reason through the debug-exit port: the machine's devices serve every VTL.

@@ -19,7 +19,7 @@ import { HvRegisterName as N, HvStatus, HvVsmVpSecureConfig } from '../../spec/t
 import { VsmError, u64, uint } from './errors.js';
 import { VtlProtections } from './protections.js';
 import {
-  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, codePageOffsetsFor, decodePartitionConfig,
+  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, decodeVina, encodeVina, codePageOffsetsFor, decodePartitionConfig,
   decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
 } from './vsm-registers.js';
 
@@ -51,6 +51,8 @@ export class VsmVp {
   readonly secureConfig = new Map<number, bigint>();
   /** Bit n: StartVirtualProcessor started this VP's VTL n (hc-vp.ts): one started in VTL1 is started again in VTL0. */
   startedVtls = 0;
+  /** Index = VTL: its HvRegisterVsmVina value (bits 10:0; §3.7), 0 = VINA off. */
+  readonly vina: bigint[] = [];
   /** Index = lower VTL L: bit H is set while VTL H holds L's TLB lock on this VP (§3.9). */
   readonly tlbLockHolders: number[] = [];
   /** Index = lower VTL L: how many times L's lock on this VP went from held to free (WaitForTlbLock compares it). */
@@ -185,6 +187,7 @@ export class VsmPartition {
       case N.VsmCapabilities: return encodeCapabilities(this.capabilities);
       case N.VsmPartitionConfig: return this.partitionConfig[targetVtl] ?? 0n;
       case N.VsmVpWaitForTlbLock: return 0n; // write-only (register-names.ts): reads as 0
+      case N.VsmVina: return vp.vina[targetVtl] ?? 0n;
       default: {
         const n = name - N.VsmVpSecureConfigVtl0;
         if (n >= 0 && n < 15) return vp.secureConfig.get(16 * targetVtl + n) ?? 0n;
@@ -221,6 +224,14 @@ export class VsmPartition {
       if (status !== HvStatus.SUCCESS) return status;
       vp.secureConfig.set(16 * targetVtl + n, value);
       if (decodeSecureConfig(value).tlbLocked) this.lockTlb(vp, targetVtl, n); else this.unlockTlb(vp, targetVtl, n);
+      return HvStatus.SUCCESS;
+    }
+    if (name === N.VsmVina) {
+      // Bits 63:11 are RsvdP: ignored and kept 0. Refused (our choice; the sheet names no status): AutoEoi, which
+      // needs an auto-EOI delivery kvm's APIC does not offer, and an enabled vector below 16 (an exception vector).
+      const v = decodeVina(value);
+      if (v.autoEoi || (v.enabled && v.vector < 16)) return HvStatus.INVALID_REGISTER_VALUE;
+      vp.vina[targetVtl] = encodeVina(v);
       return HvStatus.SUCCESS;
     }
     if (name === N.VsmVpWaitForTlbLock) {

@@ -18,13 +18,14 @@
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../kvm/mp-state.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
-import { HV_VP_ASSIST_PAGE_ENABLE, HvVtlEntryReason } from '../../spec/tlfs.js';
+import { HV_VP_ASSIST_PAGE_ENABLE, HvVsmVina, HvVtlEntryReason } from '../../spec/tlfs.js';
 import { VsmError } from './errors.js';
 import type { VsmPartition, VsmVp } from './partition.js';
 import { VpAssistPage } from './vp-assist.js';
 import { copyShared, type VtlStateOptions } from './vtl-state.js';
 
 const EFER_LMA = 1n << 10n;
+const RFLAGS_IF = 0x200n;
 /** kvm's GPR numbers (vcpu-sync-regs.ts). */
 const RAX = 0, RCX = 1, RDX = 2;
 
@@ -92,6 +93,7 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   const from = vp.vcpus[fromVtl]!, to = vp.vcpus[lowerVtl]!;
   copyShared(from, to, stateOptions(p));
   p.releaseTlbLocks(vp, fromVtl); // §3.9: returning releases every TLB lock this VTL holds on the VP
+  if (((vp.vina[fromVtl] ?? 0n) & HvVsmVina.AutoReset) !== 0n) assistPageOf(from)?.writeVinaAsserted(false);
   const page = fast ? null : assistPageOf(from);
   if (page !== null) {
     const r = to.syncRegs;
@@ -107,6 +109,30 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);
   vp.activeVtl = lowerVtl;
   traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
+}
+
+/**
+ * VINA (§3.7 HvRegisterVsmVina, §3.10): while the VP runs in VTL H with VINA
+ * enabled and not asserted, an interrupt ready for immediate delivery to a
+ * lower VTL (its APIC has a deliverable vector and its RFLAGS.IF is set)
+ * raises H's VINA vector in H's APIC and sets VinaAsserted in H's control
+ * area. Nothing more is raised until H clears the bit, or AutoReset clears
+ * it at H's VtlReturn; EOI does not. Returns whether it raised one.
+ */
+export function notifyLowerVtlInterrupt(vp: VsmVp): boolean {
+  const h = vp.activeVtl, vina = vp.vina[h] ?? 0n;
+  if (h === 0 || (vina & HvVsmVina.Enabled) === 0n) return false;
+  const higher = vp.vcpus[h]!, page = assistPageOf(higher);
+  if (page === null || page.vinaAsserted) return false;
+  for (let l = h - 1; l >= 0; l--) {
+    const v = vp.vcpus[l];
+    if (v === undefined || !vp.isEnabled(l) || v.apic.pendingVector() < 0 || (v.getRegs().rflags & RFLAGS_IF) === 0n) continue;
+    page.writeVinaAsserted(true);
+    higher.injectInterrupt(Number(vina & HvVsmVina.VectorMask));
+    traceSwitch(higher, 'vsm_vina', { vp: vp.index, vtl: h, lower: l });
+    return true;
+  }
+  return false;
 }
 
 function traceSwitch(v: Vcpu, name: string, args: Record<string, number | boolean>): void {
