@@ -106,14 +106,16 @@ test('§3.7: VsmVpStatus and VsmPartitionStatus bit positions', () => {
 });
 
 test('§3.7: VsmCapabilities in hvdef order: Dr6Shared 0, MbecVtlMask 16:1, DenyLowerVtlStartup 17, InterceptPage 27, ReturnAction 28', () => {
-  const none = encodeCapabilities(DEFAULT_VSM_CAPABILITIES);
-  assert.equal(none, 0n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, dr6Shared: true }), 1n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, mbecVtlMask: 0b10 }), 0b100n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, denyLowerVtlStartup: true }), 1n << 17n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, hardwareHvptRangeBits: 0x3f }), 0x3fn << 21n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, interceptPageAvailable: true, returnActionAvailable: true }), 3n << 27n);
-  assert.equal(encodeCapabilities({ ...DEFAULT_VSM_CAPABILITIES, proxyInterruptRedirectAvailable: true }), 1n << 34n);
+  const ours = encodeCapabilities(DEFAULT_VSM_CAPABILITIES);
+  assert.equal(ours, 1n << 28n, 'what this VMM offers: return actions only');
+  const none = { ...DEFAULT_VSM_CAPABILITIES, returnActionAvailable: false };
+  assert.equal(encodeCapabilities(none), 0n);
+  assert.equal(encodeCapabilities({ ...none, dr6Shared: true }), 1n);
+  assert.equal(encodeCapabilities({ ...none, mbecVtlMask: 0b10 }), 0b100n);
+  assert.equal(encodeCapabilities({ ...none, denyLowerVtlStartup: true }), 1n << 17n);
+  assert.equal(encodeCapabilities({ ...none, hardwareHvptRangeBits: 0x3f }), 0x3fn << 21n);
+  assert.equal(encodeCapabilities({ ...none, interceptPageAvailable: true, returnActionAvailable: true }), 3n << 27n);
+  assert.equal(encodeCapabilities({ ...none, proxyInterruptRedirectAvailable: true }), 1n << 34n);
   const all = (1n << 35n) - 1n & ~(1n << 33n);
   assert.equal(encodeCapabilities(decodeCapabilities(all)), all);
 });

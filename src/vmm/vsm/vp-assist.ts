@@ -131,6 +131,9 @@ export class VpAssistPage {
     return out;
   }
 
+  /** Whether the area's first entry is anything but the end of the list (a u64 of 0). */
+  hasReturnActions(): boolean { return this.mem.read64(this.gpa + HvVpAssist.VtlReturnActions) !== 0n; }
+
   /** What VtlReturn does with the area (§3.5): read the actions, then zero it. */
   takeReturnActions(): VtlReturnAction[] {
     const actions = this.readReturnActions();

@@ -109,6 +109,27 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);
   vp.activeVtl = lowerVtl;
   traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
+  if (p.capabilities.returnActionAvailable) runReturnActions(p, from);
+}
+
+/**
+ * The VTL return actions the returning VTL queued in its assist page (§3.5),
+ * after the switch (virt_whp's order): each signal-event action sets its
+ * flag in the target VP's target VTL's SIEF page (SynIC signalEvent; a
+ * target that does not exist, a SINT above 15, or a SynIC that refuses is
+ * skipped: the sheet gives no status to report). Then the area is zeroed. An
+ * area whose first entry is the end of the list is left as it is: it holds
+ * nothing to do, and VtlReturn stays cheap.
+ */
+function runReturnActions(p: VsmPartition, from: Vcpu): void {
+  const page = assistPageOf(from);
+  if (page === null || !page.hasReturnActions()) return;
+  for (const a of page.takeReturnActions()) {
+    const target = p.vps[a.targetVp]?.vcpus[a.targetVtl];
+    const ok = target !== undefined && p.vps[a.targetVp]!.isEnabled(a.targetVtl) && a.targetSint < 16;
+    const status = ok ? target.hv!.synic.signalEvent(a.targetSint, a.flagNumber) : -1;
+    traceSwitch(from, 'vsm_return_action', { vp: a.targetVp, vtl: a.targetVtl, sint: a.targetSint, flag: a.flagNumber, status });
+  }
 }
 
 /**
