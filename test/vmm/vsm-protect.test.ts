@@ -264,3 +264,21 @@ test('§3.8: a VP without the protecting VTL cannot take the intercept: the VMM 
   assert.equal(r.vp(1).activeVtl, 0);
   assert.equal(r.m.vm.mem.read8(DATA), 0);
 });
+
+test('§3.3, §3.7: with InterceptPage the message goes to the intercept slot of VTL1\'s VP assist page (0x70), not to SINT0', () => {
+  const { r } = rig({ vtl0: `mov byte ptr [${DATA}], 0x5a\n hlt` });
+  const config = encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: RWX, interceptPage: true });
+  assert.equal(r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(), 1, config), HvStatus.SUCCESS);
+  r.p.protections.protect(1, DATA_GFN, DATA_GFN + 1, R);
+  const v1 = r.vcpu(0, 1), mem = r.m.vm.mem;
+  assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0));
+  assert.ok(v1.wrmsr(HvMsr.SIMP, VTL1_SIM | 1, 0));
+  assert.ok(v1.wrmsr(HvMsr.SCONTROL, 1, 0));
+  assert.equal(r.drive(), 1);
+  assert.equal(mem.read32(VTL1_ASSIST + 0x70), HvMessageType.GpaIntercept, 'HV_MESSAGE in the assist page');
+  assert.equal(mem.read8(VTL1_ASSIST + 0x70 + 4), 0xf0);
+  assert.equal(mem.read8(VTL1_ASSIST + 0x70 + 16 + 5), 1, 'write');
+  assert.equal(mem.read64(VTL1_ASSIST + 0x70 + 16 + 0x38), BigInt(DATA));
+  assert.equal(mem.read32(VTL1_SIM), 0, 'nothing on SINT0');
+  assert.equal(mem.read32(VTL1_ASSIST + 8), HvVtlEntryReason.Intercept);
+});

@@ -9,10 +9,12 @@
  *    is built from the faulting Vcpu: the instruction has not completed and
  *    RIP is still on it (kvm §2.5). The cache type comes from PAT and the
  *    leaf paging entry of the GVA (translate-va.ts).
- * 3. It is offered on SINT0 of that VTL's SynIC (the intercept page of the
- *    assist page is not offered: VsmCapabilities.InterceptPageAvailable = 0).
- *    A SynIC that is off, or a full queue, loses the message; the VTL is
- *    entered anyway and finds the reason in its assist page.
+ * 3. It is offered on SINT0 of that VTL's SynIC, or, when that VTL's
+ *    VsmPartitionConfig has InterceptPage, written into the intercept slot
+ *    of its VP assist page (offset 0x70; an older message there is
+ *    overwritten: the VTL has had its entry for it). A SynIC that is off, a
+ *    full queue, or no assist page loses the message; the VTL is entered
+ *    anyway and finds the reason in its assist page.
  *    A data access or fetch with a valid GVA reports GvaGpaValid and
  *    TlbLocked, and the notified VTL holds the faulting VTL's TLB lock on
  *    this VP until it returns (§3.9); a page-walk fault reports GvaValid only.
@@ -33,7 +35,8 @@ import { accessTypeOfFault, memoryInterceptContext, type MemoryFaultExit } from 
 import { memoryInterceptMessage } from './intercept-message.js';
 import type { VsmPartition } from './partition.js';
 import { translateGva } from './translate-va.js';
-import { enterHigherVtl } from './vtl-switch.js';
+import { assistPageOf, enterHigherVtl } from './vtl-switch.js';
+import { encodeMessage } from '../../kvm/hyperv/message.js';
 
 /**
  * The sender partition ID of the intercept messages (HV_MESSAGE
@@ -78,7 +81,14 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
   if (lockTlb) p.lockTlb(vp, target, where.vtl);
   const msg = memoryInterceptMessage(ctx, VSM_PARTITION_ID);
-  const offer = higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
+  let offer: string;
+  if (p.usesInterceptPage(target)) {
+    const page = assistPageOf(higher);
+    page?.writeInterceptMessage(encodeMessage(msg));
+    offer = page === null ? 'no-assist-page' : 'intercept-page';
+  } else {
+    offer = higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
+  }
   vcpu.vm.trace?.emit('vsm_gpa_intercept', vcpu.id, vcpu.nowNs(), {
     vp: vp.index, from: where.vtl, to: target, access, gpa: exit.exactGpa.toString(16), rip: ctx.rip.toString(16), offer,
   });

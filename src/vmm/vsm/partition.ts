@@ -165,6 +165,11 @@ export class VsmPartition {
     for (let lower = 0; lower < vtl; lower++) vp.vcpus[lower]?.setInitSipiBlocked(true);
   }
 
+  /** VsmPartitionConfig.InterceptPage of VTL `vtl`: its intercept messages go to its VP assist page, not SINT0. */
+  usesInterceptPage(vtl: number): boolean {
+    return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).interceptPage;
+  }
+
   /** VsmPartitionConfig.EnableVtlProtection of VTL `vtl`: ModifyVtlProtectionMask may target it. */
   isProtectionEnabled(vtl: number): boolean {
     return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).enableVtlProtection;

@@ -79,7 +79,7 @@ export interface VsmCapabilities {
 export const DEFAULT_VSM_CAPABILITIES: VsmCapabilities = {
   dr6Shared: false, mbecVtlMask: 0, denyLowerVtlStartup: false, supervisorShadowStack: false,
   hardwareHvptAvailable: false, softwareHvptAvailable: false, hardwareHvptRangeBits: 0,
-  interceptPageAvailable: false, returnActionAvailable: true, vtl0AliasMapAvailable: false,
+  interceptPageAvailable: true, returnActionAvailable: true, vtl0AliasMapAvailable: false,
   interceptNotPresentAvailable: false, installInterceptEx: false, interceptSystemResetAvailable: false,
   proxyInterruptRedirectAvailable: false,
 };
