@@ -46,9 +46,9 @@
  * reps completed. Shared registers (scope 'vp') are read and written on
  * the VP's active Vcpu, where the live copy is. Architectural registers go
  * through vp-register-access.ts, the VSM registers through partition.ts,
- * the synthetic MSRs through the target Vcpu's MSR interface; the
- * interrupt/event registers and the CR intercept registers are not built
- * yet and answer INVALID_PARAMETER.
+ * the synthetic MSRs through the target Vcpu's MSR interface;
+ * PendingEvent0/1 and the CR intercept registers are not built yet and
+ * answer INVALID_PARAMETER.
  */
 import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../kvm/mp-state.js';
 import type { Vcpu } from '../../kvm/vcpu.js';

@@ -21,6 +21,7 @@ import {
   readCr2, readDebugRegs, readPrivateMsrs, readXcr0, writeCr2, writeDebugRegs, writePrivateMsrs, writeXcr0, type PrivateMsrs,
 } from './cpu-state-adapter.js';
 import { VsmError } from './errors.js';
+import { readInterruptState, readPendingInterruption, writeInterruptState, writePendingInterruption } from './interruption-registers.js';
 import { registerInfo } from './register-names.js';
 import type { RegisterValue } from './register-value.js';
 import { hvSegmentFromKvm, kvmSegmentFromHv } from './segment.js';
@@ -48,7 +49,8 @@ const u64v = (value: bigint): RegisterValue => ({ kind: 'u64', value });
 /** Whether `number` is an architectural register this module reads and writes. */
 export function isArchRegister(number: number): boolean {
   return number in GPRS || number in SREG_U64 || number in SEGMENTS || number in TABLES || number in MSRS || number in DEBUG
-    || (number >= N.Xmm0 && number <= N.Xmm15) || number === N.Cr2 || number === N.Xfem || number === N.Tsc;
+    || (number >= N.Xmm0 && number <= N.Xmm15) || number === N.Cr2 || number === N.Xfem || number === N.Tsc
+    || number === N.PendingInterruption || number === N.InterruptState;
 }
 
 export function readArchRegister(vcpu: Vcpu, number: number): RegisterValue {
@@ -64,6 +66,8 @@ export function readArchRegister(vcpu: Vcpu, number: number): RegisterValue {
   }
   if (number === N.Cr2) return u64v(readCr2(vcpu));
   if (number === N.Xfem) return u64v(readXcr0(vcpu));
+  if (number === N.PendingInterruption) return u64v(readPendingInterruption(vcpu));
+  if (number === N.InterruptState) return u64v(readInterruptState(vcpu));
   if (number === N.Tsc) {
     const out = new Int32Array(2);
     vcpu.rdmsr(MSR_TSC, out);
@@ -105,4 +109,6 @@ function write(vcpu: Vcpu, number: number, value: RegisterValue): void {
   if (number === N.Cr2) { writeCr2(vcpu, v); return; }
   if (number === N.Xfem) { writeXcr0(vcpu, v); return; }
   if (number === N.Tsc) { vcpu.wrmsr(MSR_TSC, Number(v & 0xffffffffn) | 0, Number(v >> 32n) | 0); return; }
+  if (number === N.PendingInterruption) { writePendingInterruption(vcpu, v); return; }
+  if (number === N.InterruptState) { writeInterruptState(vcpu, v); return; }
 }
