@@ -26,6 +26,7 @@ import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { enterHigherVtl, isLongMode, returnToLowerVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, INPUT } from '../kvm/hypercall-machine.js';
 import { contextFrom, OUT, VSM_FLAGS, VsmRig, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
+import { decodePartitionConfig, encodePartitionConfig } from '../../src/vmm/vsm/vsm-registers.js';
 
 const USE_VTL = 0x10; // HV_INPUT_VTL.UseTargetVtl (§2.11)
 const FLAGS = [...VSM_FLAGS, 'hv-ipi'];
@@ -255,6 +256,19 @@ test('§3.10: an INIT to the running VTL0 of a VP with VTL1 enabled is dropped; 
   }
   assert.equal(r.vcpu(1).getMpState(), KVM_MP_STATE_RUNNABLE, 'VP 1 (VTL1 enabled): dropped');
   assert.equal(r.vcpu(2).getMpState(), KVM_MP_STATE_INIT_RECEIVED, 'VP 2: INIT taken');
+});
+
+test('§3.7: DenyLowerVtlStartup set by VTL1 makes every VP\'s VTL0 drop INIT, also on VPs without VTL1', () => {
+  const r = rig({ ids: [0, 1, 2] });
+  enableVpVtl(r, 0, 1);
+  assert.equal(r.vcpu(2).initSipiBlocked, false, 'VP 2 has no VTL1: INIT/SIPI reach its VTL0');
+  const config = encodePartitionConfig({ ...decodePartitionConfig(0n), denyLowerVtlStartup: true });
+  assert.equal(r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(0), 1, config), HvStatus.SUCCESS);
+  assert.deepEqual([0, 1, 2].map((k) => r.vcpu(k).initSipiBlocked), [true, true, true]);
+  r.vcpu(2).setMpState(KVM_MP_STATE_RUNNABLE);
+  r.vcpu(0).apic.mmioWrite(REG_ICR_HIGH, 2 << 24);
+  r.vcpu(0).apic.mmioWrite(REG_ICR_LOW, (DM_INIT << ICR_DM_SHIFT) | ICR_LEVEL_ASSERT);
+  assert.equal(r.vcpu(2).getMpState(), KVM_MP_STATE_RUNNABLE, 'VP 2: INIT from VTL0 dropped');
 });
 
 test('§2.14: a VP that left wait-for-SIPI through INIT/SIPI has started', () => {

@@ -107,8 +107,8 @@ test('§3.7: VsmVpStatus and VsmPartitionStatus bit positions', () => {
 
 test('§3.7: VsmCapabilities in hvdef order: Dr6Shared 0, MbecVtlMask 16:1, DenyLowerVtlStartup 17, InterceptPage 27, ReturnAction 28', () => {
   const ours = encodeCapabilities(DEFAULT_VSM_CAPABILITIES);
-  assert.equal(ours, 3n << 27n, 'what this VMM offers: the intercept page and return actions');
-  const none = { ...DEFAULT_VSM_CAPABILITIES, interceptPageAvailable: false, returnActionAvailable: false };
+  assert.equal(ours, (1n << 17n) | (3n << 27n), 'what this VMM offers: DenyLowerVtlStartup, the intercept page and return actions');
+  const none = { ...DEFAULT_VSM_CAPABILITIES, denyLowerVtlStartup: false, interceptPageAvailable: false, returnActionAvailable: false };
   assert.equal(encodeCapabilities(none), 0n);
   assert.equal(encodeCapabilities({ ...none, dr6Shared: true }), 1n);
   assert.equal(encodeCapabilities({ ...none, mbecVtlMask: 0b10 }), 0b100n);

@@ -221,6 +221,7 @@ export class VsmPartition {
       if (next.enableVtlProtection && !decodePartitionConfig(current).enableVtlProtection) {
         this.protections.protect(targetVtl, 0, this.protections.frames, next.defaultVtlProtectionMask);
       }
+      if (next.denyLowerVtlStartup) this.denyLowerVtlStartup(targetVtl);
       return HvStatus.SUCCESS;
     }
     const n = name - N.VsmVpSecureConfigVtl0;
@@ -246,6 +247,21 @@ export class VsmPartition {
       return HvStatus.SUCCESS;
     }
     return undefined;
+  }
+
+  /**
+   * DenyLowerVtlStartup of VTL `vtl` (§3.7: lower VTLs may not start or reset
+   * VPs): StartVirtualProcessor from below is refused (hc-vp.ts), and every
+   * Vcpu of a VTL below drops INIT and SIPI (kvm's INIT/SIPI block; IPIs go
+   * to the sender's VTL, so these are what lower VTLs could send). Clearing
+   * the bit later does not lift the block: a VP's lower VTLs keep dropping
+   * them anyway once a higher VTL is enabled on it (§3.10).
+   */
+  private denyLowerVtlStartup(vtl: number): void {
+    for (const vp of this.vps) {
+      if (vp === undefined) continue;
+      for (let lower = 0; lower < vtl; lower++) vp.vcpus[lower]?.setInitSipiBlocked(true);
+    }
   }
 
   // ---------------------------------------------------------------- TLB locks (§3.9, kvm-api-facts §1)

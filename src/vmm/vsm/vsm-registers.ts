@@ -72,12 +72,12 @@ export interface VsmCapabilities {
 }
 
 /**
- * What we report until the integration implements more: nothing optional.
- * DR6 is private (Dr6Shared = 0), MBEC absent (§3.8); DenyLowerVtlStartup,
- * the intercept page and return actions get their bits once they work.
+ * What this VMM offers: DenyLowerVtlStartup, the intercept page and return
+ * actions. DR6 is private (Dr6Shared = 0); MBEC, shadow stacks and HVPT are
+ * absent (§3.8).
  */
 export const DEFAULT_VSM_CAPABILITIES: VsmCapabilities = {
-  dr6Shared: false, mbecVtlMask: 0, denyLowerVtlStartup: false, supervisorShadowStack: false,
+  dr6Shared: false, mbecVtlMask: 0, denyLowerVtlStartup: true, supervisorShadowStack: false,
   hardwareHvptAvailable: false, softwareHvptAvailable: false, hardwareHvptRangeBits: 0,
   interceptPageAvailable: true, returnActionAvailable: true, vtl0AliasMapAvailable: false,
   interceptNotPresentAvailable: false, installInterceptEx: false, interceptSystemResetAvailable: false,
