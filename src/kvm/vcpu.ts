@@ -39,6 +39,9 @@ import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
 import { faultErr } from '../x86/fault.js';
 import { GP } from '../x86/regs.js';
 
+/** 2^64: u64 values are below it (a constant: BigInt arithmetic is not folded). */
+const U64_LIMIT = 1n << 64n;
+
 const MSR_TSC_DEADLINE = 0x6e0;
 const PREEMPTED: VcpuExit = { reason: 'preempted' };
 const HLT: VcpuExit = { reason: 'hlt' };
@@ -432,13 +435,13 @@ export class Vcpu implements CpuHost {
     if (this.hypercalls === null || !this.hypercalls.awaitingAnswer) {
       throw new KvmError('EINVAL', 'completeHypercall: no hyperv-hcall exit is waiting for an answer');
     }
-    if (typeof result !== 'bigint' || result < 0n || result >= 1n << 64n) {
+    if (typeof result !== 'bigint' || result < 0n || result >= U64_LIMIT) {
       throw new KvmError('EINVAL', `the hypercall result must be a bigint in 0..2^64-1, got ${String(result)}`);
     }
     if (xmm !== undefined) {
       if (!Array.isArray(xmm) || xmm.length > 6) throw new KvmError('EINVAL', 'hypercall XMM output is an array of at most 6 registers');
       for (const [k, r] of xmm.entries()) {
-        const ok = (b: unknown) => typeof b === 'bigint' && b >= 0n && b < 1n << 64n;
+        const ok = (b: unknown) => typeof b === 'bigint' && b >= 0n && b < U64_LIMIT;
         if (typeof r !== 'object' || r === null || !ok(r.low) || !ok(r.high)) {
           throw new KvmError('EINVAL', `hypercall XMM output ${k} is not { low, high } 64-bit bigints`);
         }

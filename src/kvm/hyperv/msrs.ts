@@ -8,6 +8,9 @@ import { HV_SYNIC_VERSION, HvFeatureEdx, HvMsr, HvStimerConfig } from '../../spe
 import { apicEoi, apicReadIcr, apicReadTpr, apicWriteIcr, apicWriteTpr } from './apic-access.js';
 import type { HvVp } from './vp.js';
 
+/** 2^64: u64 values are below it (a constant: BigInt arithmetic is not folded). */
+const U64_LIMIT = 1n << 64n;
+
 const isSint = (i: number) => i >= HvMsr.SINT0 && i <= HvMsr.SINT15;
 const isStimer = (i: number) => i >= HvMsr.STIMER0_CONFIG && i <= HvMsr.STIMER3_COUNT;
 const isCrashParam = (i: number) => i >= HvMsr.CRASH_P0 && i <= HvMsr.CRASH_P4;
@@ -49,7 +52,7 @@ export function hvRdmsr(vp: HvVp, index: number): bigint | undefined {
 }
 
 export function hvWrmsr(vp: HvVp, index: number, value: bigint): boolean {
-  if (typeof value !== 'bigint' || value < 0n || value >= 1n << 64n) {
+  if (typeof value !== 'bigint' || value < 0n || value >= U64_LIMIT) {
     throw new RangeError(`MSR value ${String(value)} is not a 64-bit unsigned bigint`);
   }
   const p = vp.partition;

@@ -23,6 +23,9 @@ import { decodeInputVtl } from './input-vtl.js';
 import { maskToAttributes, validateProtectionMask } from './protection-mask.js';
 import { VsmError, uint } from './errors.js';
 
+/** 2^64: u64 values are below it (a constant: BigInt arithmetic is not folded). */
+const U64_LIMIT = 1n << 64n;
+
 /** What the check needs to know about the partition and the caller. */
 export interface ProtectionCallerView {
   readonly callerVtl: number;
@@ -63,7 +66,7 @@ export function checkProtectionHeader(header: Uint8Array, p: ProtectionCallerVie
 
 /** SUCCESS for a GPA page number that is guest RAM, else INVALID_PARAMETER (§3.8 "Non-RAM GPA"). */
 export function checkProtectionPage(gpaPage: bigint, isRam: (gpa: number) => boolean): number {
-  if (typeof gpaPage !== 'bigint' || gpaPage < 0n || gpaPage >= 1n << 64n) throw new VsmError(`GPA page number ${String(gpaPage)} is not a u64`);
+  if (typeof gpaPage !== 'bigint' || gpaPage < 0n || gpaPage >= U64_LIMIT) throw new VsmError(`GPA page number ${String(gpaPage)} is not a u64`);
   const gpa = gpaPage << BigInt(HV_PAGE_SHIFT);
   if (gpa > BigInt(Number.MAX_SAFE_INTEGER)) return HvStatus.INVALID_PARAMETER;
   return isRam(Number(gpa)) ? HvStatus.SUCCESS : HvStatus.INVALID_PARAMETER;
