@@ -112,6 +112,8 @@ export class Cpu {
   brk = false;
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;
+  /** The block the last run() stopped after (see run()). */
+  private stoppedAfter: Block | null = null;
   /** Executions after which a block is compiled (block-compiler.ts); 1 compiles on first use. */
   jitThreshold = HOT_THRESHOLD;
   /** PAUSE ends run() (like PAUSE-loop exiting), so a spinning vCPU yields. */
@@ -282,7 +284,9 @@ export class Cpu {
     const start = this.icount;
     const limit = start + budget;
     this.stopRequested = false;
-    let prev: Block | null = null;
+    // The block the last run stopped after: its links find this run's first block without a lookup when still valid.
+    let prev: Block | null = this.stoppedAfter;
+    this.stoppedAfter = null;
     while (this.icount < limit && !this.stopRequested) {
       if (this.runState !== CpuRunState.Running) {
         if (this.runState !== CpuRunState.Halted || !this.wakeFromHalt()) break;
@@ -314,9 +318,9 @@ export class Cpu {
     const epoch = this.mmu.epoch;
     if (prev !== null && prev.linkEpoch === epoch) {
       const a = prev.succ1;
-      if (a !== null && a.lo === this.ripLo && a.hi === this.ripHi && a.valid) return a;
+      if (a !== null && a.lo === this.ripLo && a.hi === this.ripHi && a.valid && a.codeSize === this.codeSize) return a;
       const b = prev.succ2;
-      if (b !== null && b.lo === this.ripLo && b.hi === this.ripHi && b.valid) return b;
+      if (b !== null && b.lo === this.ripLo && b.hi === this.ripHi && b.valid && b.codeSize === this.codeSize) return b;
     }
     const blk = this.fetchBlock();
     if (prev !== null && this.mmu.epoch === epoch) {
@@ -371,7 +375,8 @@ export class Cpu {
     if (!ins.flow) { this.ripLo = ins.nextLo; this.ripHi = ins.nextHi; }
     // The shadow covers exactly one instruction; one set by this instruction stays.
     if (this.shadow && !ins.setsShadow) this.shadow = false;
-    return this.brk ? null : blk;
+    if (this.brk) { this.stoppedAfter = blk; return null; }
+    return blk;
   }
 
   private handleThrow(e: unknown, ins: Insn | null): void {
