@@ -11,9 +11,12 @@
  * Entry into a higher VTL writes the entry reason (1 VtlCall, 2 interrupt,
  * 3 intercept) into the VTL control area of the *entered* VTL's VP assist
  * page, when that VTL has enabled one (§3.3; without a page there is nowhere
- * to write it). The hypervisor writes nothing else there on entry: the
- * VtlReturnX64Rax/Rcx fields are the higher VTL's to fill, and a non-fast
- * VtlReturn loads them into the lower VTL's RAX/RCX (§3.3, §3.4).
+ * to write it), and on a VtlCall the caller's RAX/RCX into its
+ * VtlReturnX64Rax/Rcx fields (issue 5); a non-fast VtlReturn loads those
+ * fields, as the higher VTL left them, into the lower VTL's RAX/RCX (§3.3,
+ * §3.4). VtlReturn also releases the returning VTL's TLB locks (§3.9),
+ * clears VinaAsserted with AutoReset, and runs its return actions (§3.5).
+ * VINA itself is notifyLowerVtlInterrupt, called by the scheduler.
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../kvm/mp-state.js';
