@@ -1,9 +1,11 @@
 /**
- * The VMM's VSM partition (DESIGN §1, §4; README.md "State the VMM keeps"):
- * one kvm `Vm` per enabled VTL over the same guest memory, one `Vcpu` per
- * (VP, VTL) pair, and the VSM state the TLFS gives the partition and its
- * VPs: enabled VTL sets, each VP's active VTL and the VTLs it entered from,
- * and the values of the VSM registers (tlfs-vsm-facts §3.6, §3.7).
+ * The VMM's VSM partition (DESIGN §1, §4; README.md): one kvm `Vm` per
+ * enabled VTL over the same guest memory, one `Vcpu` per (VP, VTL) pair,
+ * and the VSM state the TLFS gives the partition and its VPs: enabled VTL
+ * sets, each VP's active VTL and the VTLs it entered from, the values of the
+ * VSM registers (tlfs-vsm-facts §3.6, §3.7), the memory protections
+ * (protections.ts), TLB-lock holders and waits (§3.9), and the INIT/SIPI
+ * blocks of lower VTLs (§3.10).
  *
  * VTL0 is the machine's own Vm and Vcpus. Enabling VTL n for the partition
  * creates VTL n's Vm (same memory, same memslots, same clock, same Hyper-V
