@@ -284,6 +284,20 @@ static u64 cmd_enable_vp(struct vsm_vp *vp, struct vsm_regs *regs)
 				 (const struct hv_initial_vp_context *)vp->arg[1]);
 }
 
+static u64 cmd_set_partition_config(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	(void)regs;
+	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, vp->arg[0]);
+}
+
+static u64 cmd_protect_page(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	u64 page = vp->arg[0];
+
+	(void)regs;
+	return vsm_modify_protection(&vp->hvc, HV_PARTITION_ID_SELF, vp->arg[1], HV_INPUT_VTL_SELF, &page, 1);
+}
+
 void vsm_init(void)
 {
 	hv_hypercall_setup();
@@ -294,6 +308,8 @@ void vsm_init(void)
 		vps[cpu] = vp_alloc(cpu);
 	commands[VSM_CMD_NOP] = cmd_nop;
 	commands[VSM_CMD_ENABLE_VP] = cmd_enable_vp;
+	commands[VSM_CMD_SET_PARTITION_CONFIG] = cmd_set_partition_config;
+	commands[VSM_CMD_PROTECT_PAGE] = cmd_protect_page;
 }
 
 // ---------------------------------------------------------------- enabling, from VTL0

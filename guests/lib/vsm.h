@@ -159,6 +159,8 @@ typedef void (*vsm_message_fn)(struct vsm_vp *vp, const struct hv_message *msg);
 enum {
 	VSM_CMD_NOP,
 	VSM_CMD_ENABLE_VP, /* arg[0] = CPU number: EnableVpVtl of its VP with its VTL1 context; returns the status */
+	VSM_CMD_SET_PARTITION_CONFIG, /* arg[0] = value: SetVpRegisters(VTL1's VsmPartitionConfig); returns the status */
+	VSM_CMD_PROTECT_PAGE, /* arg[0] = GPA page number, arg[1] = mask: ModifyVtlProtectionMask for VTL1; returns the result value */
 	VSM_CMD_USER,
 };
 

@@ -39,7 +39,7 @@
 #include "hyperv.h"
 #include "vsm.h"
 
-enum { CMD_SET_CONFIG = VSM_CMD_USER, CMD_GET_CONFIG, CMD_PROTECT, CMD_TRANSLATE };
+enum { CMD_GET_CONFIG = VSM_CMD_USER, CMD_PROTECT, CMD_TRANSLATE };
 
 /* The local APIC's page: MMIO, not guest RAM (pc-platform-facts). */
 #define NON_RAM_PAGE (0xfee00000UL >> HV_PAGE_SHIFT)
@@ -131,12 +131,6 @@ static void on_message(struct vsm_vp *vp, const struct hv_message *m)
 		u64 pages[2] = { lift_page, p->gpa >> HV_PAGE_SHIFT };
 		vsm_modify_protection(&vp->hvc, HV_PARTITION_ID_SELF, HV_MAP_GPA_RWX, HV_INPUT_VTL_SELF, pages, 2);
 	}
-}
-
-static u64 vtl1_set_config(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	(void)regs;
-	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, vp->arg[0]);
 }
 
 static u64 vtl1_get_config(struct vsm_vp *vp, struct vsm_regs *regs)
@@ -327,19 +321,19 @@ static void partition_config(void)
 	u64 r = protect1(PAGE_OF(page), 0);
 
 	report(result_is(r, HV_STATUS_ACCESS_DENIED, 0), "VTL1: ModifyVtlProtectionMask before EnableVtlProtection => ACCESS_DENIED (0x%lx)", r);
-	u64 s = vsm_call(CMD_SET_CONFIG, HV_VSM_CONFIG_ENABLE_VTL_PROTECTION | HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_WRITABLE), 0, 0);
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, HV_VSM_CONFIG_ENABLE_VTL_PROTECTION | HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_WRITABLE), 0, 0);
 	report(s == HV_STATUS_INVALID_REGISTER_VALUE && vsm_call(CMD_GET_CONFIG, 0, 0, 0) == 0,
 	       "VTL1: VsmPartitionConfig EnableVtlProtection with default mask W (0x2) => INVALID_REGISTER_VALUE (0x%lx), still 0", s);
-	s = vsm_call(CMD_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, PROTECTION_CONFIG, 0, 0);
 	u64 cfg = vsm_call(CMD_GET_CONFIG, 0, 0, 0);
 	report(s == HV_STATUS_SUCCESS && cfg == PROTECTION_CONFIG,
 	       "VTL1: VsmPartitionConfig EnableVtlProtection, default mask RWX (0x%lx) => SUCCESS (0x%lx), reads 0x%lx",
 	       (u64)PROTECTION_CONFIG, s, cfg);
-	s = vsm_call(CMD_SET_CONFIG, HV_VSM_CONFIG_ENABLE_VTL_PROTECTION | HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_READABLE), 0, 0);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, HV_VSM_CONFIG_ENABLE_VTL_PROTECTION | HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_READABLE), 0, 0);
 	report(s == HV_STATUS_INVALID_REGISTER_VALUE, "VTL1: changing the default mask to R afterwards => INVALID_REGISTER_VALUE (0x%lx)", s);
-	s = vsm_call(CMD_SET_CONFIG, HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_RWX), 0, 0);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, HV_VSM_CONFIG_DEFAULT_MASK(HV_MAP_GPA_RWX), 0, 0);
 	report(s == HV_STATUS_INVALID_REGISTER_VALUE, "VTL1: clearing EnableVtlProtection => INVALID_REGISTER_VALUE (0x%lx)", s);
-	s = vsm_call(CMD_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, PROTECTION_CONFIG, 0, 0);
 	cfg = vsm_call(CMD_GET_CONFIG, 0, 0, 0);
 	report(s == HV_STATUS_SUCCESS && cfg == PROTECTION_CONFIG, "VTL1: writing the same value again => SUCCESS (0x%lx), reads 0x%lx", s, cfg);
 	s = vsm_set_reg(&vtl0_hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, PROTECTION_CONFIG);
@@ -533,7 +527,6 @@ int main(int argc, char **argv)
 		report_skip("no XMM fast hypercall input (hv-xmm-input): the fast forms cannot be tested");
 		report_summary();
 	}
-	vsm_register_command(CMD_SET_CONFIG, vtl1_set_config);
 	vsm_register_command(CMD_GET_CONFIG, vtl1_get_config);
 	vsm_register_command(CMD_PROTECT, vtl1_protect);
 	vsm_register_command(CMD_TRANSLATE, vtl1_translate);

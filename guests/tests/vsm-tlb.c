@@ -36,7 +36,7 @@
 #include "hyperv.h"
 #include "vsm.h"
 
-enum { CMD_HOLD = VSM_CMD_USER, CMD_GET_SECURE, CMD_SET_SECURE, CMD_SET_CONFIG, CMD_PROTECT, CMD_WAIT_TLB };
+enum { CMD_HOLD = VSM_CMD_USER, CMD_GET_SECURE, CMD_SET_SECURE, CMD_WAIT_TLB };
 /* How a holder takes and releases its lock. */
 enum { HOLD_CLEAR_BIT, HOLD_RETURN, HOLD_TRANSLATE, HOLD_INTERCEPT, HOLD_FOR_WAIT };
 
@@ -151,21 +151,6 @@ static u64 vtl1_set_secure(struct vsm_vp *vp, struct vsm_regs *regs)
 	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_VP_SECURE_CONFIG_VTL0, vp->arg[0]);
 }
 
-static u64 vtl1_set_config(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	(void)regs;
-	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, vp->arg[0]);
-}
-
-/* ModifyVtlProtectionMask(arg1 = mask) of GPA page arg0; returns the result value. */
-static u64 vtl1_protect(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	u64 page = vp->arg[0];
-
-	(void)regs;
-	return vsm_modify_protection(&vp->hvc, HV_PARTITION_ID_SELF, vp->arg[1], HV_INPUT_VTL_SELF, &page, 1);
-}
-
 /* WaitForTlbLock for VTL0 on this VP (§3.9); VP0 leaves progress at 1 until its VTL0 runs again. */
 static u64 vtl1_wait_tlb(struct vsm_vp *vp, struct vsm_regs *regs)
 {
@@ -197,7 +182,7 @@ static void holder(void *arg)
 	h->before = readq(h->va);
 	if (h->mode == HOLD_INTERCEPT) {
 		u64 *page = alloc_page();
-		u64 r = vsm_call(CMD_PROTECT, (u64)page >> HV_PAGE_SHIFT, 0, 0);
+		u64 r = vsm_call(VSM_CMD_PROTECT_PAGE, (u64)page >> HV_PAGE_SHIFT, 0, 0);
 		if (HV_RESULT_STATUS(r) == HV_STATUS_SUCCESS)
 			(void)*(volatile u64 *)page; /* the intercept: VTL1 holds the lock while it handles it */
 	} else {
@@ -387,8 +372,6 @@ int main(int argc, char **argv)
 	vsm_register_command(CMD_HOLD, vtl1_hold);
 	vsm_register_command(CMD_GET_SECURE, vtl1_get_secure);
 	vsm_register_command(CMD_SET_SECURE, vtl1_set_secure);
-	vsm_register_command(CMD_SET_CONFIG, vtl1_set_config);
-	vsm_register_command(CMD_PROTECT, vtl1_protect);
 	vsm_register_command(CMD_WAIT_TLB, vtl1_wait_tlb);
 	vsm_register_message_handler(on_message);
 	if (!vsm_setup_all())
@@ -400,7 +383,7 @@ int main(int argc, char **argv)
 	frame_b = (u64)alloc_page();
 	writeq(frame_a, PATTERN_A);
 	writeq(frame_b, PATTERN_B);
-	u64 s = vsm_call(CMD_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, PROTECTION_CONFIG, 0, 0);
 	report(s == HV_STATUS_SUCCESS, "VTL1: VsmPartitionConfig EnableVtlProtection, default mask RWX => 0x%lx", s);
 	secure_config_negative();
 	scenario(HOLD_CLEAR_BIT, flush_space, "FlushVirtualAddressSpace");

@@ -32,7 +32,7 @@
 #include "hyperv.h"
 #include "vsm.h"
 
-enum { CMD_TRANSLATE = VSM_CMD_USER, CMD_SET_CONFIG, CMD_PROTECT };
+enum { CMD_TRANSLATE = VSM_CMD_USER };
 enum { SLOW, FAST, EX, FAST_EX };
 
 #define VA_BASE 0x3000000000UL   /* 192 GiB: a page table of its own */
@@ -78,21 +78,6 @@ static u64 vtl1_translate(struct vsm_vp *vp, struct vsm_regs *regs)
 	}
 }
 
-static u64 vtl1_set_config(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	(void)regs;
-	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, vp->arg[0]);
-}
-
-/* ModifyVtlProtectionMask(arg1 = mask) of the GPA page of arg0; returns the result value. */
-static u64 vtl1_protect(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	u64 page = vp->arg[0] >> HV_PAGE_SHIFT;
-
-	(void)regs;
-	return vsm_modify_protection(&vp->hvc, HV_PARTITION_ID_SELF, vp->arg[1], HV_INPUT_VTL_SELF, &page, 1);
-}
-
 // ---------------------------------------------------------------- VTL0
 
 /* VTL1 translates gva for a VP's VTL0 with `flags` (input VTL included); the call's status and, on SUCCESS, tr.out / tr.ex. */
@@ -117,7 +102,7 @@ static void expect(const char *what, u64 flags, u64 gva, u64 result, u64 gpa_pag
 
 static u64 protect(u64 page, u32 mask)
 {
-	return vsm_call(CMD_PROTECT, page, mask, 0);
+	return vsm_call(VSM_CMD_PROTECT_PAGE, page >> HV_PAGE_SHIFT, mask, 0);
 }
 
 static void results(void)
@@ -299,13 +284,11 @@ int main(int argc, char **argv)
 		report_summary();
 	}
 	vsm_register_command(CMD_TRANSLATE, vtl1_translate);
-	vsm_register_command(CMD_SET_CONFIG, vtl1_set_config);
-	vsm_register_command(CMD_PROTECT, vtl1_protect);
 	if (!vsm_setup_all())
 		report_summary();
 	vtl0_hvc = vsm_vtl0_hvc();
 	report_info("%u CPUs", cpu_count());
-	u64 s = vsm_call(CMD_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, PROTECTION_CONFIG, 0, 0);
 	report(s == HV_STATUS_SUCCESS, "VTL1: VsmPartitionConfig EnableVtlProtection, default mask RWX => 0x%lx", s);
 	results();
 	accessed_dirty();

@@ -544,7 +544,7 @@ static void vtl2_context(unsigned cpu, struct hv_initial_vp_context *ctx)
 
 // ---------------------------------------------------------------- VTL1 commands
 
-enum { CMD_TO_VTL2 = VSM_CMD_USER, CMD_ENABLE_PARTITION2, CMD_ENABLE_VP2, CMD_SET_CONFIG, CMD_PROTECT, CMD_WRITE, CMD_GET_REG };
+enum { CMD_TO_VTL2 = VSM_CMD_USER, CMD_ENABLE_PARTITION2, CMD_ENABLE_VP2, CMD_WRITE, CMD_GET_REG };
 
 /*
  * VtlCall from VTL1 into VTL2 with the GPRs VTL0 passed (R14 changed, to
@@ -582,20 +582,6 @@ static u64 vtl1_enable_vp2(struct vsm_vp *vp, struct vsm_regs *regs)
 {
 	(void)regs;
 	return vsm_enable_vp_vtl(&vp->hvc, HV_PARTITION_ID_SELF, vp->arg[0], 2, (const struct hv_initial_vp_context *)vp->arg[1]);
-}
-
-static u64 vtl1_set_config(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	(void)regs;
-	return vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_VSM_PARTITION_CONFIG, vp->arg[0]);
-}
-
-static u64 vtl1_protect(struct vsm_vp *vp, struct vsm_regs *regs)
-{
-	u64 page = vp->arg[0];
-
-	(void)regs;
-	return vsm_modify_protection(&vp->hvc, HV_PARTITION_ID_SELF, vp->arg[1], HV_INPUT_VTL_SELF, &page, 1);
 }
 
 /* VTL1 writes arg1 to arg0 (write_at); returns what it reads there afterwards. */
@@ -850,7 +836,7 @@ static bool check_message(const char *what, const struct hv_message *m, unsigned
 
 static void enable_protections(void)
 {
-	u64 s = vsm_call(CMD_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, PROTECTION_CONFIG, 0, 0);
 	report(s == HV_STATUS_SUCCESS, "VTL1: VsmPartitionConfig EnableVtlProtection, default RWX => SUCCESS (0x%lx)", s);
 	struct vtl2_vp *v = vtl2_of(smp_id());
 	u64 cfg = vtl2_call(C2_SET_CONFIG, PROTECTION_CONFIG, 0, 0);
@@ -876,10 +862,10 @@ static void protections(void *arg)
 	*c = 0xc0;
 	r = vtl2_call(C2_PROTECT, PAGE_OF(a), HV_MAP_GPA_READABLE, 0);
 	report(result_is(r, HV_STATUS_SUCCESS, 1), "CPU %u: VTL2: ModifyVtlProtectionMask(R) of page A => SUCCESS, 1 rep (0x%lx)", cpu, r);
-	r = vsm_call(CMD_PROTECT, PAGE_OF(b), 0, 0);
+	r = vsm_call(VSM_CMD_PROTECT_PAGE, PAGE_OF(b), 0, 0);
 	report(result_is(r, HV_STATUS_SUCCESS, 1), "CPU %u: VTL1: ModifyVtlProtectionMask(no access) of page B => SUCCESS, 1 rep (0x%lx)", cpu, r);
 	u64 r2 = vtl2_call(C2_PROTECT, PAGE_OF(c), HV_MAP_GPA_READABLE, 0);
-	r = vsm_call(CMD_PROTECT, PAGE_OF(c), 0, 0);
+	r = vsm_call(VSM_CMD_PROTECT_PAGE, PAGE_OF(c), 0, 0);
 	report(result_is(r2, HV_STATUS_SUCCESS, 1) && result_is(r, HV_STATUS_SUCCESS, 1),
 	       "CPU %u: page C: VTL2 read-only (0x%lx), VTL1 no access (0x%lx)", cpu, r2, r);
 
@@ -1000,8 +986,6 @@ int main(int argc, char **argv)
 	vsm_register_command(CMD_TO_VTL2, vtl1_to_vtl2);
 	vsm_register_command(CMD_ENABLE_PARTITION2, vtl1_enable_partition2);
 	vsm_register_command(CMD_ENABLE_VP2, vtl1_enable_vp2);
-	vsm_register_command(CMD_SET_CONFIG, vtl1_set_config);
-	vsm_register_command(CMD_PROTECT, vtl1_protect);
 	vsm_register_command(CMD_WRITE, vtl1_write);
 	vsm_register_command(CMD_GET_REG, vtl1_get_reg);
 	vsm_register_message_handler(vtl1_message);
