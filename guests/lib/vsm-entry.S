@@ -5,6 +5,8 @@
  *
  * struct vsm_regs: rax, rcx, rdx, rbx, rbp, rsi, rdi, r8-r15 (8 bytes each).
  */
+#include "isr-table.inc"
+
 	.text
 
 /*
@@ -62,29 +64,4 @@ vsm_vtl1_entry:
  * vsm_vtl1_isr(). Not lib/isr.S's stubs: their dispatcher's handler table
  * is VTL0's, and VTL1 must neither run VTL0's handlers nor report as VTL0.
  */
-	.align 16
-	.globl vsm_vtl1_isr_stubs
-vsm_vtl1_isr_stubs:
-	vec = 0
-	.rept 256
-	.align 16
-	/* Vectors with a CPU-pushed error code: #DF #TS #NP #SS #GP #PF #AC #CP #VC #SX. */
-	.if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
-	.else
-	pushq $0
-	.endif
-	pushq $vec
-	jmp vtl1_isr_common
-	vec = vec + 1
-	.endr
-
-vtl1_isr_common:
-	push %r15; push %r14; push %r13; push %r12; push %r11; push %r10; push %r9; push %r8
-	push %rbp; push %rdi; push %rsi; push %rdx; push %rcx; push %rbx; push %rax
-	cld
-	mov %rsp, %rdi
-	call vsm_vtl1_isr
-	pop %rax; pop %rbx; pop %rcx; pop %rdx; pop %rsi; pop %rdi; pop %rbp
-	pop %r8; pop %r9; pop %r10; pop %r11; pop %r12; pop %r13; pop %r14; pop %r15
-	add $16, %rsp                   /* vector and error code */
-	iretq
+	ISR_TABLE vsm_vtl1_isr_stubs, vsm_vtl1_isr, 256

@@ -132,17 +132,7 @@ asm(".text\n.globl vtl2_entry\nvtl2_entry:\n"
 /* VTL2's exception stubs, 16 bytes apart, building a struct ex_regs for vtl2_isr(). */
 void vtl2_isr(struct ex_regs *r);
 extern char vtl2_isr_stubs[];
-asm(".text\n.align 16\n.globl vtl2_isr_stubs\nvtl2_isr_stubs:\n"
-    "vec = 0\n.rept 32\n.align 16\n"
-    ".if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)\n"
-    ".else\npushq $0\n.endif\npushq $vec\njmp vtl2_isr_common\nvec = vec + 1\n.endr\n"
-    "vtl2_isr_common:\n"
-    "push %r15\npush %r14\npush %r13\npush %r12\npush %r11\npush %r10\npush %r9\npush %r8\n"
-    "push %rbp\npush %rdi\npush %rsi\npush %rdx\npush %rcx\npush %rbx\npush %rax\n"
-    "cld\nmov %rsp, %rdi\ncall vtl2_isr\n"
-    "pop %rax\npop %rbx\npop %rcx\npop %rdx\npop %rsi\npop %rdi\npop %rbp\n"
-    "pop %r8\npop %r9\npop %r10\npop %r11\npop %r12\npop %r13\npop %r14\npop %r15\n"
-    "add $16, %rsp\niretq\n");
+asm(".include \"lib/isr-table.inc\"\n.text\nISR_TABLE vtl2_isr_stubs, vtl2_isr, 32\n");
 
 // ---------------------------------------------------------------- shared records
 
