@@ -6,28 +6,11 @@
 // do not (Intel SDM vol. 3A 6.8.1, 10.8.3.1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Vm } from '../../src/kvm/vm.js';
 import { KvmError } from '../../src/kvm/errors.js';
-import type { Vcpu } from '../../src/kvm/vcpu.js';
-import { enterFlat32, loadIdt, setGate32, writeCode } from './guest-setup.js';
-
-const MiB = 1 << 20;
-
-function setup(code: readonly number[]): Vcpu {
-  const v = new Vm({ memorySize: 2 * MiB }).createVcpu(0);
-  writeCode(v, 0x1000, code);
-  writeCode(v, 0x7000, [0xe6, 0x81, 0xf4]); // vector 0x30: out 0x81, al; hlt
-  writeCode(v, 0x7100, [0xe6, 0x82, 0xf4]); // NMI: out 0x82, al; hlt
-  setGate32(v, 0x6000, 0x30, 0x7000);
-  setGate32(v, 0x6000, 2, 0x7100);
-  enterFlat32(v, 0x1000);
-  loadIdt(v, 0x6000);
-  v.apic.mmioWrite(0xf0, 0x1ff); // SPIV: software-enabled
-  return v;
-}
+import { eventTestVcpu } from './guest-setup.js';
 
 test('an injected interrupt wakes a HLT with IF=1 and runs its handler', () => {
-  const v = setup([0xfb, 0xf4]); // sti; hlt
+  const v = eventTestVcpu([0xfb, 0xf4]); // sti; hlt
   assert.equal(v.run(100).reason, 'hlt');
   v.injectInterrupt(0x30);
   assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x81, size: 1, value: 0 });
@@ -36,7 +19,7 @@ test('an injected interrupt wakes a HLT with IF=1 and runs its handler', () => {
 });
 
 test('with IF=0 the interrupt stays pending in the APIC; an NMI is taken anyway', () => {
-  const v = setup([0xfa, 0xeb, 0xfe]); // cli; jmp $
+  const v = eventTestVcpu([0xfa, 0xeb, 0xfe]); // cli; jmp $
   v.injectInterrupt(0x30);
   assert.equal(v.run(100).reason, 'preempted');
   assert.equal(v.apic.pendingVector(), 0x30);
@@ -45,7 +28,7 @@ test('with IF=0 the interrupt stays pending in the APIC; an NMI is taken anyway'
 });
 
 test('an NMI makes a halted vCPU runnable even with IF=0', () => {
-  const v = setup([0xfa, 0xf4]); // cli; hlt
+  const v = eventTestVcpu([0xfa, 0xf4]); // cli; hlt
   assert.equal(v.run(100).reason, 'hlt');
   assert.equal(v.runnable, false);
   v.injectNmi();
@@ -54,7 +37,7 @@ test('an NMI makes a halted vCPU runnable even with IF=0', () => {
 });
 
 test('injectInterrupt rejects vectors outside 16..255 (0..15 are exception vectors) with EINVAL', () => {
-  const v = setup([0xf4]);
+  const v = eventTestVcpu([0xf4]);
   for (const bad of [-1, 0, 15, 256, 1.5, NaN]) {
     assert.throws(() => v.injectInterrupt(bad), (e: unknown) => e instanceof KvmError && e.code === 'EINVAL' && /16\.\.255/.test(e.message));
   }

@@ -6,6 +6,7 @@
  */
 import type { KvmSegment, KvmSregs } from '../../src/kvm/vcpu-regs.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
+import { Vm } from '../../src/kvm/vm.js';
 
 export const CR0_PE = 1n, CR0_PG = 1n << 31n;
 export const CR4_PAE = 1n << 5n;
@@ -84,4 +85,22 @@ export function loadIdt(v: Vcpu, idt: number): void {
   const s = v.getSregs();
   s.idt = { base: BigInt(idt), limit: 256 * 8 - 1 };
   v.setSregs(s);
+}
+
+/**
+ * A 2 MiB Vm's vCPU in flat 32-bit mode at `code` (0x1000), with an IDT at
+ * 0x6000 whose vector 0x30 and NMI handlers report on ports 0x81 / 0x82 and
+ * halt, and a software-enabled local APIC: for event-delivery tests.
+ */
+export function eventTestVcpu(code: readonly number[]): Vcpu {
+  const v = new Vm({ memorySize: 2 << 20 }).createVcpu(0);
+  writeCode(v, 0x1000, code);
+  writeCode(v, 0x7000, [0xe6, 0x81, 0xf4]); // vector 0x30: out 0x81, al; hlt
+  writeCode(v, 0x7100, [0xe6, 0x82, 0xf4]); // NMI: out 0x82, al; hlt
+  setGate32(v, 0x6000, 0x30, 0x7000);
+  setGate32(v, 0x6000, 2, 0x7100);
+  enterFlat32(v, 0x1000);
+  loadIdt(v, 0x6000);
+  v.apic.mmioWrite(0xf0, 0x1ff); // SPIV: software-enabled
+  return v;
 }

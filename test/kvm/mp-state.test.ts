@@ -7,33 +7,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Vm } from '../../src/kvm/vm.js';
 import { KvmError } from '../../src/kvm/errors.js';
-import type { Vcpu } from '../../src/kvm/vcpu.js';
 import {
   KVM_MP_STATE_AP_RESET_HOLD, KVM_MP_STATE_CHECK_STOP, KVM_MP_STATE_HALTED, KVM_MP_STATE_HV_INACTIVE_VTL,
   KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_LOAD, KVM_MP_STATE_OPERATING, KVM_MP_STATE_RUNNABLE, KVM_MP_STATE_SIPI_RECEIVED,
   KVM_MP_STATE_STOPPED, KVM_MP_STATE_SUSPENDED, KVM_MP_STATE_UNINITIALIZED, KVM_SYSTEM_EVENT_WAKEUP,
 } from '../../src/kvm/mp-state.js';
-import { enterFlat32, loadIdt, setGate32, writeCode } from './guest-setup.js';
+import { eventTestVcpu, writeCode } from './guest-setup.js';
 
 const MiB = 1 << 20;
 const WAKEUP = { reason: 'system-event', type: 'wakeup' };
 
 function isEinval(e: unknown): boolean { return e instanceof KvmError && e.code === 'EINVAL'; }
-
-/** A vCPU in flat 32-bit mode with an IDT at 0x6000 whose vector 0x30 and NMI handlers report on ports 0x81/0x82. */
-function setup(code: readonly number[]): { vm: Vm; v: Vcpu } {
-  const vm = new Vm({ memorySize: 2 * MiB });
-  const v = vm.createVcpu(0);
-  writeCode(v, 0x1000, code);
-  writeCode(v, 0x7000, [0xe6, 0x81, 0xf4]); // vector 0x30: out 0x81, al; hlt
-  writeCode(v, 0x7100, [0xe6, 0x82, 0xf4]); // NMI: out 0x82, al; hlt
-  setGate32(v, 0x6000, 0x30, 0x7000);
-  setGate32(v, 0x6000, 2, 0x7100);
-  enterFlat32(v, 0x1000);
-  loadIdt(v, 0x6000);
-  v.apic.mmioWrite(0xf0, 0x1ff); // SPIV: APIC software-enabled
-  return { vm, v };
-}
 
 test('KVM\'s MP state numbers, with HV_INACTIVE_VTL = 11 and KVM_SYSTEM_EVENT_WAKEUP = 4', () => {
   assert.deepEqual(
@@ -45,7 +29,7 @@ test('KVM\'s MP state numbers, with HV_INACTIVE_VTL = 11 and KVM_SYSTEM_EVENT_WA
 });
 
 test('x86 accepts RUNNABLE, UNINITIALIZED, INIT_RECEIVED, HALTED, SIPI_RECEIVED; the s390/arm64/SEV-ES states are EINVAL', () => {
-  const { v } = setup([0xf4]);
+  const v = eventTestVcpu([0xf4]);
   for (const s of [KVM_MP_STATE_STOPPED, KVM_MP_STATE_CHECK_STOP, KVM_MP_STATE_OPERATING, KVM_MP_STATE_LOAD,
     KVM_MP_STATE_AP_RESET_HOLD, KVM_MP_STATE_SUSPENDED, 12, -1, 1.5]) {
     assert.throws(() => v.setMpState(s), isEinval, `state ${s}`);
@@ -54,7 +38,7 @@ test('x86 accepts RUNNABLE, UNINITIALIZED, INIT_RECEIVED, HALTED, SIPI_RECEIVED;
 });
 
 test('the run states read back as MP states: running, HLT, wait-for-SIPI, shutdown', () => {
-  const { v } = setup([0xf4, 0x0f, 0x0b]); // hlt; ud2
+  const v = eventTestVcpu([0xf4, 0x0f, 0x0b]); // hlt; ud2
   assert.equal(v.getMpState(), KVM_MP_STATE_RUNNABLE);
   assert.equal(v.run(100).reason, 'hlt');
   assert.equal(v.getMpState(), KVM_MP_STATE_HALTED);
@@ -70,7 +54,7 @@ test('the run states read back as MP states: running, HLT, wait-for-SIPI, shutdo
 });
 
 test('HALTED set by the host waits for an interrupt like HLT: IF=1 and an interrupt wake it', () => {
-  const { v } = setup([0xfb, 0xeb, 0xfe]); // sti; jmp $
+  const v = eventTestVcpu([0xfb, 0xeb, 0xfe]); // sti; jmp $
   v.run(10); // IF is now 1
   v.setMpState(KVM_MP_STATE_HALTED);
   assert.equal(v.runnable, false);
@@ -97,7 +81,7 @@ test('SIPI_RECEIVED restarts the vCPU at the last SIPI vector (vector << 12, rea
 });
 
 test('§3.3: HV_INACTIVE_VTL needs AccessVsm (vsmAllowed), else EINVAL', () => {
-  const { v } = setup([0xf4]);
+  const v = eventTestVcpu([0xf4]);
   assert.throws(() => v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL), isEinval);
   assert.equal(v.getMpState(), KVM_MP_STATE_RUNNABLE);
   v.vsmAllowed = true;
@@ -106,7 +90,7 @@ test('§3.3: HV_INACTIVE_VTL needs AccessVsm (vsmAllowed), else EINVAL', () => {
 });
 
 test('§3.3: an inactive VTL without events blocks like HLT and executes nothing', () => {
-  const { v } = setup([0xe6, 0x80, 0xeb, 0xfc]); // a loop of OUTs: any instruction run would show
+  const v = eventTestVcpu([0xe6, 0x80, 0xeb, 0xfc]); // a loop of OUTs: any instruction run would show
   v.vsmAllowed = true;
   v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   const icount = v.cpu.icount;
@@ -117,7 +101,7 @@ test('§3.3: an inactive VTL without events blocks like HLT and executes nothing
 });
 
 test('§3.3: wake-up ignores RFLAGS.IF: with IF=0 a pending interrupt gives the WAKEUP exit (HLT would sleep on)', () => {
-  const { v } = setup([0xfa, 0xf4]); // cli; hlt
+  const v = eventTestVcpu([0xfa, 0xf4]); // cli; hlt
   assert.equal(v.run(100).reason, 'hlt');
   v.injectInterrupt(0x30);
   assert.equal(v.runnable, false, 'a halted vCPU with IF=0 stays asleep');
@@ -137,7 +121,7 @@ test('§3.3: wake-up ignores RFLAGS.IF: with IF=0 a pending interrupt gives the 
 });
 
 test('§3.3: an interrupt that arrives while the VTL is parked wakes it; so does an NMI', () => {
-  const { v } = setup([0xf4]);
+  const v = eventTestVcpu([0xf4]);
   const r = v.getRegs(); r.rflags = 0x202n; v.setRegs(r); // IF=1, so the woken VTL takes the interrupt
   v.vsmAllowed = true;
   v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
@@ -147,7 +131,7 @@ test('§3.3: an interrupt that arrives while the VTL is parked wakes it; so does
   v.setMpState(KVM_MP_STATE_RUNNABLE);
   assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x81, size: 1, value: 0 });
 
-  const nmi = setup([0xf4]).v;
+  const nmi = eventTestVcpu([0xf4]);
   nmi.vsmAllowed = true;
   nmi.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   nmi.injectNmi();
@@ -157,7 +141,7 @@ test('§3.3: an interrupt that arrives while the VTL is parked wakes it; so does
 });
 
 test('§3.3: an interrupt below the APIC\'s priority (TPR) is not an event', () => {
-  const { v } = setup([0xf4]);
+  const v = eventTestVcpu([0xf4]);
   v.vsmAllowed = true;
   const s = v.getSregs(); s.cr8 = 4n; v.setSregs(s); // TPR class 4 masks vector 0x30 (class 3)
   v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
