@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Machine, type MachineResult } from '../src/vmm/machine.js';
 import { HvRegisterName, HvStatus } from '../src/spec/tlfs.js';
-import { decodePartitionConfig, encodePartitionConfig } from '../src/vmm/vsm/vsm-registers.js';
+import { enableProtectionConfig } from '../src/vmm/vsm/vsm-registers.js';
 
 export interface ChildRequest {
   image: string;
@@ -127,8 +127,7 @@ function protect(m: Machine, o: NonNullable<ChildRequest['vsmProtect']>): void {
   const p = m.vsm;
   if (p === null) throw new Error('vsmProtect needs hv-vsm');
   p.enablePartitionVtl(1);
-  const config = encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: 0xf });
-  if (p.writeVsmRegister(HvRegisterName.VsmPartitionConfig, p.vps[0]!, 1, config) !== HvStatus.SUCCESS) throw new Error('EnableVtlProtection refused');
+  if (p.writeVsmRegister(HvRegisterName.VsmPartitionConfig, p.vps[0]!, 1, enableProtectionConfig(0xf)) !== HvStatus.SUCCESS) throw new Error('EnableVtlProtection refused');
   for (let k = 0; k < o.pages; k++) p.protections.protect(1, o.baseGfn + k, o.baseGfn + k + 1, k & 1 ? 0x1 : 0xd);
 }
 

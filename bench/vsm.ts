@@ -36,7 +36,7 @@ import { PAGE_SIZE } from '../src/memory/phys-memory.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../src/spec/tlfs.js';
 import { handleVsmHypercall } from '../src/vmm/vsm/hc-vsm.js';
 import { loadInitialVpContext } from '../src/vmm/vsm/initial-vp-context.js';
-import { decodePartitionConfig, encodePartitionConfig } from '../src/vmm/vsm/vsm-registers.js';
+import { enableProtectionConfig } from '../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../src/vmm/vsm/vtl-switch.js';
 import { contextFrom, VsmRig, VSM_FLAGS, VTL1_CODE, VTL1_STACK_TOP } from '../test/vmm/vsm-hcall-rig.js';
 import { below, BenchError, benchImage, guestLine, hostSeconds, log, median, round, runMain, runVsmChild, type Target } from './common.js';
@@ -200,7 +200,6 @@ function roundTrip(problems: string[]): RoundTripReport {
   };
 }
 
-const ENABLE_PROTECTION = encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: 0xf });
 
 /**
  * VTL1 makes `lists.length` ModifyVtlProtectionMask calls, list k with mask
@@ -233,7 +232,7 @@ function protectionPattern(pattern: string, lists: number[][], masks: number[], 
       vmcall
       hlt`, memorySize);
   const vp = r.p.vps[0]!;
-  if (r.p.writeVsmRegister(N.VsmPartitionConfig, vp, 1, ENABLE_PROTECTION) !== HvStatus.SUCCESS) throw new BenchError('EnableVtlProtection was refused');
+  if (r.p.writeVsmRegister(N.VsmPartitionConfig, vp, 1, enableProtectionConfig(0xf)) !== HvStatus.SUCCESS) throw new BenchError('EnableVtlProtection was refused');
   const mem = r.m.vm.mem;
   lists.forEach((gfns, k) => {
     if (gfns.length !== PER_CALL) throw new BenchError(`list ${k} has ${gfns.length} pages, not ${PER_CALL}`);

@@ -11,7 +11,7 @@ import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/k
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvMessageType, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
-import { decodePartitionConfig, encodePartitionConfig } from '../../src/vmm/vsm/vsm-registers.js';
+import { decodePartitionConfig, enableProtectionConfig, encodePartitionConfig } from '../../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { handleProtectionFault } from '../../src/vmm/vsm/memory-intercept.js';
 import { INPUT } from '../kvm/hypercall-machine.js';
@@ -24,7 +24,6 @@ const modify = (reps: number, o: { fast?: boolean; start?: number } = {}) =>
   makeHypercallControl({ code: HvCall.ModifyVtlProtectionMask, repCount: reps, repStart: o.start, fast: o.fast });
 /** Header word 1 of ModifyVtlProtectionMask: MapFlags u32, TargetVtl (HV_INPUT_VTL) u8, 3 reserved bytes (§2.18). */
 const header1 = (mask: number, inputVtl = 0, reserved = 0) => BigInt(mask) | (BigInt(inputVtl) << 32n) | (BigInt(reserved) << 40n);
-const CONFIG_ON = (mask: number) => encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: mask });
 /** kvm attribute values of the five masks (protection-mask.ts): none 7, R 6, RW 4, RX 2, RWX 0. */
 const NONE = 0, R = 1, RW = 3, RX = 0xd, RWX = 0xf;
 
@@ -45,7 +44,7 @@ function rig(o: { vtl0?: string; vtl1?: string; inVtl1?: boolean; maximumVtl?: n
 }
 
 function enableProtection(r: VsmRig, vtl: number, mask: number): void {
-  assert.equal(r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(), vtl, CONFIG_ON(mask)), HvStatus.SUCCESS);
+  assert.equal(r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(), vtl, enableProtectionConfig(mask)), HvStatus.SUCCESS);
 }
 
 /** Slow ModifyVtlProtectionMask from `v` (its VP's active Vcpu) of `gfns`. */
@@ -267,7 +266,7 @@ test('§3.8: a VP without the protecting VTL cannot take the intercept: the VMM 
 
 test('§3.3, §3.7: with InterceptPage the message goes to the intercept slot of VTL1\'s VP assist page (0x70), not to SINT0', () => {
   const { r } = rig({ vtl0: `mov byte ptr [${DATA}], 0x5a\n hlt` });
-  const config = encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: RWX, interceptPage: true });
+  const config = encodePartitionConfig({ ...decodePartitionConfig(enableProtectionConfig(RWX)), interceptPage: true });
   assert.equal(r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(), 1, config), HvStatus.SUCCESS);
   r.p.protections.protect(1, DATA_GFN, DATA_GFN + 1, R);
   const v1 = r.vcpu(0, 1), mem = r.m.vm.mem;

@@ -12,7 +12,7 @@ import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/k
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvMsr, HvRegisterName as N, HvStatus, HvTranslateGvaFlags, HvTranslateGvaResult, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
-import { decodePartitionConfig, encodePartitionConfig } from '../../src/vmm/vsm/vsm-registers.js';
+import { enableProtectionConfig } from '../../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, INPUT, P, U, W } from '../kvm/hypercall-machine.js';
 import { contextFrom, VsmRig, VSM_FLAGS, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
@@ -122,7 +122,7 @@ test('§3.9: with VTL2 and VTL1 both locking VTL0 on VP 1, the flusher waits for
 test('§3.9, §4.5: a memory intercept with a valid GVA reports GvaGpaValid and TlbLocked and holds the lock until VtlReturn', () => {
   const r = rig({ vtl1: `hlt\n ${VTL_RETURN}\n hlt` });
   const p = r.p, vp1 = r.vp(1), v1 = r.vcpu(1, 1);
-  assert.equal(p.writeVsmRegister(N.VsmPartitionConfig, vp1, 1, encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: 0xf })), HvStatus.SUCCESS);
+  assert.equal(p.writeVsmRegister(N.VsmPartitionConfig, vp1, 1, enableProtectionConfig(0xf)), HvStatus.SUCCESS);
   p.protections.protect(1, PA / 4096, PA / 4096 + 1, 0x1); // read-only for VTL0
   assert.ok(v1.wrmsr(HvMsr.SIMP, VTL1_SIM | 1, 0));
   assert.ok(v1.wrmsr(HvMsr.SCONTROL, 1, 0));

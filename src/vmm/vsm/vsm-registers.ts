@@ -145,6 +145,11 @@ export function encodePartitionConfig(c: VsmPartitionConfig): bigint {
     | flag(c.interceptSystemReset, PB.InterceptSystemReset);
 }
 
+/** The VsmPartitionConfig value that turns protection on with `mask` as the default, and nothing else (tests, tools). */
+export function enableProtectionConfig(mask: number): bigint {
+  return encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: mask });
+}
+
 /** The bits TLFS documents (0-6, 9); hvdef-only bits 7, 8, 10, 11, 13-15 need features we do not have; 12 needs InterceptPageAvailable. */
 const TLFS_CONFIG_BITS = [PB.EnableVtlProtection, 1, 2, 3, 4, PB.ZeroMemoryOnReset, PB.DenyLowerVtlStartup, PB.InterceptVpStartup]
   .reduce((m, b) => m | (1n << BigInt(b)), 0n);
