@@ -31,6 +31,10 @@ export function answer(c: Call, status: number, reps = 0, xmm?: readonly XmmRegi
   c.vcpu.completeHypercall(hypercallResult(status, reps), xmm);
 }
 
+/** The low and high 32 bits of a u64 register value (a GPA in RDX or R8, as the buffer checks take it). */
+export const lo32 = (v: bigint) => Number(v & 0xffffffffn);
+export const hi32 = (v: bigint) => Number(v >> 32n);
+
 export const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 export const allZero = (b: Uint8Array) => b.every((x) => x === 0);
 
@@ -42,7 +46,7 @@ export const allZero = (b: Uint8Array) => b.every((x) => x === 0);
  */
 export function readInput(c: Call, size: number): Uint8Array | number {
   const [rdx] = c.exit.params;
-  if (!c.control.fast) return readHypercallInput(c.vcpu.vm, Number(rdx & 0xffffffffn), Number(rdx >> 32n), size);
+  if (!c.control.fast) return readHypercallInput(c.vcpu.vm, lo32(rdx), hi32(rdx), size);
   if (size > HV_FAST_XMM_BYTES || (size > HV_FAST_GPR_BYTES && !c.long)) return HvStatus.INVALID_HYPERCALL_INPUT;
   return fastBlock(c.exit).subarray(0, size);
 }

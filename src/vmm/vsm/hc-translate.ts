@@ -39,7 +39,6 @@
  * the lock of the target VTL's TLB on the target VP for the caller's VTL,
  * whether the walk succeeded or not (openhcl locks before it walks).
  */
-import type { VcpuExit } from '../../kvm/exits.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { XmmRegister } from '../../kvm/vcpu-regs.js';
 import { checkHypercallBuffer, readHypercallInput } from '../../kvm/hyperv/hc-buffers.js';
@@ -54,9 +53,7 @@ import { VsmError } from './errors.js';
 import { decodeInputVtl } from './input-vtl.js';
 import type { VsmPartition, VsmVp } from './partition.js';
 import { translateGva, type GvaTranslation } from './translate-va.js';
-import { isLongMode } from './vtl-switch.js';
-
-type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
+import { fastBlock, hi32, lo32, type HcallExit } from './hc-call.js';
 
 export interface TranslateHypercallOptions {
   /** VTL `holderVtl` now holds the lock on VTL `lowerVtl`'s TLB of VP `vpIndex` (§3.9). */
@@ -82,8 +79,8 @@ export function handleTranslateVirtualAddress(
   const [rdx, r8] = exit.params;
   let input: Uint8Array;
   if (control.fast) {
-    if (ex || !isLongMode(vcpu)) { answer(HvStatus.INVALID_HYPERCALL_INPUT); return; }
-    input = fastInput(exit);
+    if (ex || !exit.longMode) { answer(HvStatus.INVALID_HYPERCALL_INPUT); return; }
+    input = fastBlock(exit).subarray(0, I.Bytes);
   } else {
     const read = readHypercallInput(vcpu.vm, lo32(rdx), hi32(rdx), I.Bytes);
     if (typeof read === 'number') { answer(read); return; }
@@ -138,17 +135,3 @@ function translateTarget(p: VsmPartition, callerVp: VsmVp, callerVtl: number, in
   if (!vp.isEnabled(t.vtl)) return HvStatus.INVALID_VTL_STATE;
   return { vp, vtl: t.vtl, flags: Number(flags & BigInt(F.Defined)), gvaPage };
 }
-
-/** The 32 fast input bytes: RDX, R8, XMM0 (§1.3). */
-function fastInput(exit: HcallExit): Uint8Array {
-  const block = new Uint8Array(I.Bytes);
-  const dv = new DataView(block.buffer);
-  dv.setBigUint64(0, exit.params[0], true);
-  dv.setBigUint64(8, exit.params[1], true);
-  dv.setBigUint64(16, exit.xmm[0].low, true);
-  dv.setBigUint64(24, exit.xmm[0].high, true);
-  return block;
-}
-
-const lo32 = (v: bigint) => Number(v & 0xffffffffn);
-const hi32 = (v: bigint) => Number(v >> 32n);

@@ -81,7 +81,7 @@ import {
 } from '../../spec/tlfs.js';
 import { ACCESS_WRITE } from '../../x86/host.js';
 import { VsmError } from './errors.js';
-import { allZero, answer, fastBlock, readInput, view, type Call } from './hc-call.js';
+import { allZero, answer, fastBlock, hi32, lo32, readInput, view, type Call } from './hc-call.js';
 import { loadInitialVpContext } from './initial-vp-context.js';
 import { decodeInputVtl } from './input-vtl.js';
 import type { VsmPartition, VsmVp } from './partition.js';
@@ -92,8 +92,6 @@ export const VP_HYPERCALLS: ReadonlySet<number> = new Set([
   HvCall.StartVirtualProcessor, HvCall.GetVpIndexFromApicId, HvCall.SendSyntheticClusterIpi, HvCall.SendSyntheticClusterIpiEx,
 ]);
 
-const lo32 = (v: bigint) => Number(v & 0xffffffffn);
-const hi32 = (v: bigint) => Number(v >> 32n);
 
 /** XMM0..XMM5 as they stand in a fast register block (the answer's XMM output). */
 function xmmOf(block: Uint8Array): XmmRegister[] {
