@@ -96,8 +96,9 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   const from = vp.vcpus[fromVtl]!, to = vp.vcpus[lowerVtl]!;
   copyShared(from, to, stateOptions(p));
   p.releaseTlbLocks(vp, fromVtl); // §3.9: returning releases every TLB lock this VTL holds on the VP
-  if (((vp.vina[fromVtl] ?? 0n) & HvVsmVina.AutoReset) !== 0n) assistPageOf(from)?.writeVinaAsserted(false);
-  const page = fast ? null : assistPageOf(from);
+  const fromPage = assistPageOf(from);
+  if (((vp.vina[fromVtl] ?? 0n) & HvVsmVina.AutoReset) !== 0n) fromPage?.writeVinaAsserted(false);
+  const page = fast ? null : fromPage;
   if (page !== null) {
     const r = to.syncRegs;
     if (vp.leftLong[lowerVtl] ?? isLongMode(to)) {
@@ -112,7 +113,7 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
   to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);
   vp.activeVtl = lowerVtl;
   traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
-  if (p.capabilities.returnActionAvailable) runReturnActions(p, from);
+  if (p.capabilities.returnActionAvailable && fromPage !== null) runReturnActions(p, from, fromPage);
 }
 
 /**
@@ -124,9 +125,8 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
  * area whose first entry is the end of the list is left as it is: it holds
  * nothing to do, and VtlReturn stays cheap.
  */
-function runReturnActions(p: VsmPartition, from: Vcpu): void {
-  const page = assistPageOf(from);
-  if (page === null || !page.hasReturnActions()) return;
+function runReturnActions(p: VsmPartition, from: Vcpu, page: VpAssistPage): void {
+  if (!page.hasReturnActions()) return;
   for (const a of page.takeReturnActions()) {
     const target = p.vps[a.targetVp]?.vcpus[a.targetVtl];
     const ok = target !== undefined && p.vps[a.targetVp]!.isEnabled(a.targetVtl) && a.targetSint < 16;
