@@ -175,13 +175,19 @@ static void translate_input(u64 *buf, u64 partition, u32 vp, u64 flags, u64 gva_
 	buf[3] = gva_page;
 }
 
-u64 vsm_translate(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out)
+/* The slow form of 0x52 or 0xAC: `size` output bytes (prefilled 0xff, so unwritten bytes show) copied to out. */
+static u64 translate_slow(const struct vsm_hvc *h, u16 code, u64 partition, u32 vp, u64 flags, u64 gva_page, void *out, unsigned size)
 {
 	translate_input(h->in, partition, vp, flags, gva_page);
-	memset(h->out, 0xff, sizeof(*out));
-	u64 r = vsm_hvc_call(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS);
-	memcpy(out, h->out, sizeof(*out));
+	memset(h->out, 0xff, size);
+	u64 r = vsm_hvc_call(h, code);
+	memcpy(out, h->out, size);
 	return r;
+}
+
+u64 vsm_translate(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out)
+{
+	return translate_slow(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS, partition, vp, flags, gva_page, out, sizeof(*out));
 }
 
 u64 vsm_translate_fast(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_output *out)
@@ -195,11 +201,7 @@ u64 vsm_translate_fast(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags
 
 u64 vsm_translate_ex(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_ex_output *out)
 {
-	translate_input(h->in, partition, vp, flags, gva_page);
-	memset(h->out, 0xff, sizeof(*out));
-	u64 r = vsm_hvc_call(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX);
-	memcpy(out, h->out, sizeof(*out));
-	return r;
+	return translate_slow(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX, partition, vp, flags, gva_page, out, sizeof(*out));
 }
 
 // ---------------------------------------------------------------- VTL1's resources
