@@ -31,14 +31,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { makeHypercallControl } from '../src/kvm/hyperv/hypercall-input.js';
-import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../src/kvm/mp-state.js';
 import { PAGE_SIZE } from '../src/memory/phys-memory.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../src/spec/tlfs.js';
 import { handleVsmHypercall } from '../src/vmm/vsm/hc-vsm.js';
-import { loadInitialVpContext } from '../src/vmm/vsm/initial-vp-context.js';
 import { enableProtectionConfig } from '../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../src/vmm/vsm/vtl-switch.js';
-import { contextFrom, VsmRig, VSM_FLAGS, VTL1_CODE, VTL1_STACK_TOP } from '../test/vmm/vsm-hcall-rig.js';
+import { VsmRig, VSM_FLAGS, VTL1_CODE } from '../test/vmm/vsm-hcall-rig.js';
 import { below, BenchError, benchImage, guestLine, hostSeconds, log, median, round, runMain, runVsmChild, type Target } from './common.js';
 
 const MIN_SECONDS = 0.4;
@@ -92,14 +90,8 @@ function vtl1Rig(vtl0: string, vtl1: string, memorySize?: number): VsmRig {
   r.enablePartitionVtl(1);
   r.asm(vtl1, VTL1_CODE);
   r.asm(vtl0, VTL0_LOOP);
-  const v0 = r.vcpu(0), vp = r.vp();
-  r.m.jump(v0, VTL0_LOOP);
-  const v1 = r.p.vcpuForVpVtl(vp, 1);
-  if (loadInitialVpContext(v1, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }) !== HvStatus.SUCCESS) {
-    throw new BenchError('the VTL1 initial context was refused');
-  }
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 1);
+  r.m.jump(r.vcpu(0), VTL0_LOOP);
+  r.enableVpVtl();
   return r;
 }
 

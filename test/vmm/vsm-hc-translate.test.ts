@@ -9,15 +9,13 @@ import assert from 'node:assert/strict';
 import type { VcpuExit } from '../../src/kvm/exits.js';
 import { makeHypercallControl, parseHypercallResult } from '../../src/kvm/hyperv/hypercall-input.js';
 import { KVM_MEMORY_ATTRIBUTE_NW } from '../../src/kvm/memory-attributes.js';
-import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../src/kvm/mp-state.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF, HvCall, HvStatus, HvTranslateGvaFlags as F, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { handleTranslateVirtualAddress } from '../../src/vmm/vsm/hc-translate.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import type { VsmVp } from '../../src/vmm/vsm/partition.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, DATA, HYPERCALL_PAGE, INPUT } from '../kvm/hypercall-machine.js';
-import { contextFrom, OUT, VsmRig, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
+import { OUT, VsmRig } from './vsm-hcall-rig.js';
 
 type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
 const USE_VTL = 0x10; // HV_INPUT_VTL.UseTargetVtl (§2.11)
@@ -31,21 +29,11 @@ const fastEx = makeHypercallControl({ code: HvCall.TranslateVirtualAddressEx, fa
 /** TranslationResult of a WB success (§5.2: cache type 6 in bits 39:32). */
 const WB_OK = 0x6_0000_0000n;
 
-/** VTL `vtl` enabled on VP `index` with VTL0's context (RIP VTL1_CODE), parked. */
-function enableVpVtl(r: VsmRig, index: number, vtl: number): Vcpu {
-  const vp = r.vp(index);
-  const v = r.p.vcpuForVpVtl(vp, vtl);
-  assert.equal(loadInitialVpContext(v, contextFrom(r.vcpu(index), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), vtl, { dr6Shared: false }), 0);
-  v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, vtl);
-  return v;
-}
-
 /** A rig whose VP 0 has VTL1 enabled and runs in it. */
 function inVtl1(o: { ids?: readonly number[]; maximumVtl?: number } = {}): { r: VsmRig; v1: Vcpu } {
   const r = new VsmRig(o);
   r.enablePartitionVtl(1);
-  const v1 = enableVpVtl(r, 0, 1);
+  const v1 = r.enableVpVtl(0, 1);
   enterHigherVtl(r.p, r.vp(), 1, HvVtlEntryReason.VtlCall);
   return { r, v1 };
 }
@@ -188,7 +176,7 @@ test('§2.16 header statuses in order: partition, VP index, reserved fields, inp
 test('§2.11, §2.16: from VTL0 every target is refused (own VTL, or a higher one)', () => {
   const r = new VsmRig();
   r.enablePartitionVtl(1);
-  enableVpVtl(r, 0, 1); // enabled, but the VP stays in VTL0
+  r.enableVpVtl(0, 1); // enabled, but the VP stays in VTL0
   const v0 = r.vcpu(0, 0);
   const st = (flags: bigint) => { input(r, { flags, gvaPage: 0x10n }); return call(r, v0, 0, slow, BigInt(INPUT), BigInt(OUT)).status; };
   assert.equal(st(forVtl(1, R_)), HvStatus.ACCESS_DENIED);
@@ -200,7 +188,7 @@ test('§2.16 INVALID_VTL_STATE: VTL2 translating for VTL1, which is not enabled 
   const r = new VsmRig({ maximumVtl: 2 });
   r.enablePartitionVtl(1);
   r.enablePartitionVtl(2);
-  const v2 = enableVpVtl(r, 0, 2);
+  const v2 = r.enableVpVtl(0, 2);
   enterHigherVtl(r.p, r.vp(), 2, HvVtlEntryReason.VtlCall);
   assert.equal(translate(r, v2, 2, { flags: forVtl(1, R_), gvaPage: 0x10n }).status, HvStatus.INVALID_VTL_STATE);
   const t = translate(r, v2, 2, { flags: forVtl(0, R_), gvaPage: 0x10n });

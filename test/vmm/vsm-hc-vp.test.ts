@@ -22,7 +22,6 @@ import {
   VP_HYPERCALLS, canStartVtl, getVpIndexFromApicId, sendSyntheticClusterIpi, startVirtualProcessor, startVp, vpHasStarted, vtlHasStarted,
 } from '../../src/vmm/vsm/hc-vp.js';
 import { VsmError } from '../../src/vmm/vsm/errors.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { enterHigherVtl, isLongMode, returnToLowerVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, INPUT } from '../kvm/hypercall-machine.js';
 import { contextFrom, OUT, VSM_FLAGS, VsmRig, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
@@ -64,11 +63,7 @@ const rig = (o: { ids?: readonly number[]; maximumVtl?: number } = {}) => new Vs
 /** Enables `vtl` on VP `index` host-side (EnableVpVtl's effect, tested in vsm-enable): context RIP `rip`, APIC on, parked. */
 function enableVpVtl(r: VsmRig, index: number, vtl: number, rip = VTL1_CODE): Vcpu {
   if (!r.p.isPartitionVtlEnabled(vtl)) r.enablePartitionVtl(vtl);
-  const vp = r.vp(index);
-  const v = r.p.vcpuForVpVtl(vp, vtl);
-  assert.equal(loadInitialVpContext(v, contextFrom(r.vcpu(0), { rip, rsp: VTL1_STACK_TOP }), vtl, { dr6Shared: false }), HvStatus.SUCCESS);
-  v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, vtl);
+  const v = r.enableVpVtl(index, vtl, contextFrom(r.vcpu(0), { rip, rsp: VTL1_STACK_TOP }));
   v.apic.mmioWrite(REG_SPIV, 0x1ff);
   return v;
 }

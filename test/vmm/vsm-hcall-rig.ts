@@ -10,6 +10,7 @@ import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HvInitialVpContext as C, HvStatus } from '../../src/spec/tlfs.js';
 import { parseHypercallResult } from '../../src/kvm/hyperv/hypercall-input.js';
 import { handleVsmHypercall } from '../../src/vmm/vsm/hc-vsm.js';
+import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { handleProtectionFault } from '../../src/vmm/vsm/memory-intercept.js';
 import { VsmPartition, type VsmVp } from '../../src/vmm/vsm/partition.js';
 import { hvSegmentFromKvm, writeHvSegment, writeHvTable } from '../../src/vmm/vsm/segment.js';
@@ -90,6 +91,23 @@ export class VsmRig {
   enablePartitionVtl(vtl = 1): void {
     const vm = this.p.enablePartitionVtl(vtl);
     vm.hyperv!.writeGuestOsId(LINUX_GUEST_OS_ID);
+  }
+
+  /**
+   * Enables VTL `vtl` on VP `index` from the host side, as EnableVpVtl does
+   * (the hypercall path is tested in vsm-enable): loads `context` (default:
+   * the VP's VTL0 context with RIP VTL1_CODE, RSP VTL1_STACK_TOP), parks the
+   * Vcpu in HV_INACTIVE_VTL and commits it to the VP. The partition VTL must
+   * be enabled.
+   */
+  enableVpVtl(index = 0, vtl = 1, context?: Uint8Array): Vcpu {
+    const vp = this.vp(index);
+    const v = this.p.vcpuForVpVtl(vp, vtl);
+    const status = loadInitialVpContext(v, context ?? contextFrom(this.vcpu(index), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), vtl, { dr6Shared: false });
+    if (status !== HvStatus.SUCCESS) throw new Error(`VP ${index}: the VTL${vtl} initial context was refused (status 0x${status.toString(16)})`);
+    v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
+    this.p.commitVpVtl(vp, vtl);
+    return v;
   }
 
   /** A page-table root with HvMachine's mappings at another address: a private CR3 value for VTL1. */

@@ -6,15 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeHypercallControl } from '../../src/kvm/hyperv/hypercall-input.js';
-import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../src/kvm/mp-state.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HV_VP_INDEX_SELF, HvCall, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { handleVsmHypercall } from '../../src/vmm/vsm/hc-vsm.js';
 import { REGISTERS } from '../../src/vmm/vsm/register-names.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, INPUT } from '../kvm/hypercall-machine.js';
-import { contextFrom, OUT, VsmRig, VTL0_ASSIST, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
+import { OUT, VsmRig, VTL0_ASSIST } from './vsm-hcall-rig.js';
 
 const get = (n: number, start = 0) => makeHypercallControl({ code: HvCall.GetVpRegisters, repCount: n, repStart: start });
 const set = (n: number) => makeHypercallControl({ code: HvCall.SetVpRegisters, repCount: n });
@@ -55,12 +53,8 @@ function setRegs(r: VsmRig, v: Vcpu, pairs: readonly [number, bigint][], o: { vp
 function inVtl1(o: { maximumVtl?: number } = {}): { r: VsmRig; v0: Vcpu; v1: Vcpu } {
   const r = new VsmRig(o);
   r.enablePartitionVtl(1);
-  const v0 = r.vcpu(0), vp = r.vp();
-  const v1 = r.p.vcpuForVpVtl(vp, 1);
-  assert.equal(loadInitialVpContext(v1, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 1);
-  enterHigherVtl(r.p, vp, 1, HvVtlEntryReason.VtlCall);
+  const v0 = r.vcpu(0), v1 = r.enableVpVtl();
+  enterHigherVtl(r.p, r.vp(), 1, HvVtlEntryReason.VtlCall);
   return { r, v0, v1 };
 }
 
@@ -116,11 +110,8 @@ test('§2.15, §2.11: header and input-VTL errors, with reps completed = the rep
   // A VTL the target VP has not enabled: INVALID_VTL_STATE.
   const r3 = new VsmRig({ ids: [0, 1] });
   r3.enablePartitionVtl(1);
-  const vp0 = r3.vp(0), w1 = r3.p.vcpuForVpVtl(vp0, 1);
-  assert.equal(loadInitialVpContext(w1, contextFrom(r3.vcpu(0), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
-  w1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r3.p.commitVpVtl(vp0, 1);
-  enterHigherVtl(r3.p, vp0, 1, HvVtlEntryReason.VtlCall);
+  const w1 = r3.enableVpVtl();
+  enterHigherVtl(r3.p, r3.vp(0), 1, HvVtlEntryReason.VtlCall);
   assert.equal(getRegs(r3, w1, one, { vp: 1 }).status, HvStatus.INVALID_VTL_STATE, 'VP 1 has no VTL1');
   assert.equal(getRegs(r3, w1, one, { vp: 1, inputVtl: USE_VTL }).status, HvStatus.SUCCESS, 'its VTL0 is there');
 });

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeHypercallControl } from '../../src/kvm/hyperv/hypercall-input.js';
-import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
+import { KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvMessageType, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
@@ -33,13 +33,10 @@ function rig(o: { vtl0?: string; vtl1?: string; inVtl1?: boolean; maximumVtl?: n
   r.enablePartitionVtl(1);
   const l0 = r.asm(o.vtl0 ?? 'hlt', VTL0_CODE);
   r.asm(o.vtl1 ?? 'hlt', VTL1_CODE);
-  const v0 = r.vcpu(0), vp = r.vp();
+  const v0 = r.vcpu(0);
   r.m.jump(v0, VTL0_CODE);
-  const v1 = r.p.vcpuForVpVtl(vp, 1);
-  assert.equal(loadInitialVpContext(v1, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 1);
-  if (o.inVtl1) enterHigherVtl(r.p, vp, 1, HvVtlEntryReason.VtlCall);
+  const v1 = r.enableVpVtl();
+  if (o.inVtl1) enterHigherVtl(r.p, r.vp(), 1, HvVtlEntryReason.VtlCall);
   return { r, v0, v1, l0 };
 }
 
@@ -246,10 +243,7 @@ test('§3.8: a page-table walk through a no-access page table is a read intercep
 test('§3.8: a VP without the protecting VTL cannot take the intercept: the VMM gets "unreportable" (the machine stops with that report)', () => {
   const r = new VsmRig({ ids: [0, 1] });
   r.enablePartitionVtl(1);
-  const vp0 = r.vp(0), v1 = r.p.vcpuForVpVtl(vp0, 1);
-  assert.equal(loadInitialVpContext(v1, contextFrom(r.vcpu(0), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp0, 1);
+  r.enableVpVtl();
   enableProtection(r, 1, RWX);
   r.p.protections.protect(1, DATA_GFN, DATA_GFN + 1, R);
   const w = r.vcpu(1);

@@ -4,11 +4,9 @@
 // (src/vmm/vsm/vtl-switch.ts runReturnActions).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../src/kvm/mp-state.js';
 import { HvMsr, HvVtlEntryReason } from '../../src/spec/tlfs.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { enterHigherVtl, returnToLowerVtl } from '../../src/vmm/vsm/vtl-switch.js';
-import { contextFrom, VsmRig, VTL1_ASSIST, VTL1_CODE, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
+import { VsmRig, VTL1_ASSIST } from './vsm-hcall-rig.js';
 
 const ACTIONS = VTL1_ASSIST + 0x170, SIEF = 0x160000, SIMP = 0x161000;
 
@@ -16,10 +14,7 @@ const ACTIONS = VTL1_ASSIST + 0x170, SIEF = 0x160000, SIMP = 0x161000;
 function rig() {
   const r = new VsmRig({ ids: [0, 1] });
   r.enablePartitionVtl(1);
-  const vp = r.vp(0), v1 = r.p.vcpuForVpVtl(vp, 1);
-  assert.equal(loadInitialVpContext(v1, contextFrom(r.vcpu(0), { rip: VTL1_CODE, rsp: VTL1_STACK_TOP }), 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 1);
+  const vp = r.vp(0), v1 = r.enableVpVtl();
   assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0));
   const w = r.vcpu(1);
   for (const [msr, value] of [[HvMsr.SCONTROL, 1], [HvMsr.SIEFP, SIEF | 1], [HvMsr.SIMP, SIMP | 1], [HvMsr.SINT0 + 2, 0x60]] as const) assert.ok(w.wrmsr(msr, value, 0));

@@ -10,7 +10,6 @@ import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/k
 import { REG_SPIV } from '../../src/kvm/lapic-regs.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HvCall, HvMsr, HvVtlEntryReason } from '../../src/spec/tlfs.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { contextFrom, machineWithVtl1, VsmRig, VTL0_ASSIST, VTL1_ASSIST, VTL1_CODE, VTL1_PML4, VTL1_STACK_TOP } from './vsm-hcall-rig.js';
 
 const MSR_FS_BASE = 0xc000_0100;
@@ -27,11 +26,7 @@ function rigWithVtl1(vtl0: string, vtl1: string, o: { maximumVtl?: number } = {}
   const labels1 = r.asm(vtl1, VTL1_CODE);
   const v0 = r.vcpu(0);
   r.m.jump(v0, VTL0_CODE);
-  const vp = r.vp();
-  const v1 = r.p.vcpuForVpVtl(vp, 1);
-  assert.equal(loadInitialVpContext(v1, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP, cr3: r.copyPml4() }), 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 1);
+  const v1 = r.enableVpVtl(0, 1, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP, cr3: r.copyPml4() }));
   return { r, v0, v1, labels0, labels1 };
 }
 
@@ -171,10 +166,7 @@ test('§3.4: a 32-bit lower VTL gets EAX, ECX and EDX from the x86 view of the c
     mov dword ptr [${VTL1_ASSIST + 0x18}], 0x33333333
     xor ecx, ecx
     ${VTL_RETURN}`, VTL1_CODE);
-  const v1 = r.p.vcpuForVpVtl(r.vp(), 1);
-  assert.equal(loadInitialVpContext(v1, ctx, 1, { dr6Shared: false }), 0);
-  v1.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(r.vp(), 1);
+  const v1 = r.enableVpVtl(0, 1, ctx);
   assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0));
   r.m.enter32(v0, VTL0_CODE);
   assert.equal(r.drive(), 0);
@@ -237,11 +229,8 @@ test('§3.4: VtlCall goes to the next higher enabled VTL only; VtlReturn goes ba
     ${VTL_RETURN}`, { maximumVtl: 2 });
   r.enablePartitionVtl(2);
   const vp = r.vp();
-  const v2 = r.p.vcpuForVpVtl(vp, 2);
   r.asm(`mov r8, 0x2d2\n mov ecx, 1\n ${VTL_RETURN}`, 0x140000);
-  assert.equal(loadInitialVpContext(v2, contextFrom(v0, { rip: 0x140000, rsp: 0x141000 }), 2, { dr6Shared: false }), 0);
-  v2.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-  r.p.commitVpVtl(vp, 2);
+  const v2 = r.enableVpVtl(0, 2, contextFrom(v0, { rip: 0x140000, rsp: 0x141000 }));
   const seen: number[] = [];
   const orig = r.m.runToExit.bind(r.m);
   r.m.runToExit = (v: Vcpu, budget?: number) => { seen.push(vp.activeVtl); return orig(v, budget); };

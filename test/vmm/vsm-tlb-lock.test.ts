@@ -8,10 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeHypercallControl } from '../../src/kvm/hyperv/hypercall-input.js';
-import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
+import { KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HV_PARTITION_ID_SELF, HvCall, HvMsr, HvRegisterName as N, HvStatus, HvTranslateGvaFlags, HvTranslateGvaResult, HvVtlEntryReason } from '../../src/spec/tlfs.js';
-import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { enableProtectionConfig } from '../../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../../src/vmm/vsm/vtl-switch.js';
 import { CALL_SITE, INPUT, P, U, W } from '../kvm/hypercall-machine.js';
@@ -32,16 +31,11 @@ function rig(o: { maximumVtl?: number; vtl1?: string } = {}): VsmRig {
   r.asm(o.vtl1 ?? `${VTL_RETURN}\n hlt`, VTL1_CODE);
   r.asm(`mov rax, qword ptr [${VA}]\n hlt`, VTL0_CODE);
   for (const k of [0, 1]) {
-    const v0 = r.vcpu(k), vp = r.vp(k);
+    const v0 = r.vcpu(k);
     r.m.enter64(v0, VTL0_CODE);
     assert.equal(r.m.runToExit(v0).reason, 'hlt');
     assert.ok(cached(v0));
-    for (let vtl = 1; vtl <= top; vtl++) {
-      const v = r.p.vcpuForVpVtl(vp, vtl);
-      assert.equal(loadInitialVpContext(v, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP - 0x1000 * k }), vtl, { dr6Shared: false }), 0);
-      v.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
-      r.p.commitVpVtl(vp, vtl);
-    }
+    for (let vtl = 1; vtl <= top; vtl++) r.enableVpVtl(k, vtl, contextFrom(v0, { rip: VTL1_CODE, rsp: VTL1_STACK_TOP - 0x1000 * k }));
   }
   return r;
 }
