@@ -12,8 +12,6 @@ import {
 import { VsmError } from '../../src/vmm/vsm/errors.js';
 import { enterLong64, writeCode } from '../kvm/guest-setup.js';
 
-const names = (scope: string) => VTL_STATE.filter((s) => s.scope === scope).map((s) => s.name);
-
 test('§3.2: the private GPRs are exactly RSP, RIP, RFLAGS; the other 15 GPRs are shared', () => {
   const gprs = VTL_STATE.filter((s) => s.category === 'gpr');
   assert.deepEqual(gprs.filter((s) => s.scope === 'private').map((s) => s.name), ['rsp', 'rip', 'rflags']);

@@ -40,8 +40,6 @@ interface KnownBug {
   extra?: (hex: string, bits: CodeSize) => void;
 }
 
-const hasOpcode = (d: Disagreement, re: RegExp): boolean => re.test(d.hex);
-
 /** Disagreements found by this test; the lead fixes them in src/x86 and empties this list. */
 const KNOWN_DECODER_BUGS: KnownBug[] = [
 ];

@@ -66,7 +66,7 @@ import { HcInput } from './hc-input.js';
 import { sendSyntheticClusterIpi, sendSyntheticClusterIpiEx } from './hc-ipi.js';
 import { notifyLongSpinWait, postMessage, signalEvent } from './hc-synic.js';
 import { readHypercallInput } from './hc-buffers.js';
-import { hypercallResult, parseHypercallControl, parseHypercallControlParts, validateHypercallControl, withRepStart } from './hypercall-input.js';
+import { hypercallResult, parseHypercallControlParts, validateHypercallControl, withRepStart } from './hypercall-input.js';
 import { suspendForTlbFlush } from './tlb-flush-inhibit.js';
 
 /** XMM0..XMM5 of a memory-based call's exit: zero (one shared, frozen array). */
