@@ -45,14 +45,29 @@ export function checkCopyState(req: KvmCopyState): void {
   if (!Number.isInteger(gprMask) || gprMask < 0 || gprMask > 0xffff) throw new KvmError('EINVAL', `copy-state GPR mask ${String(gprMask)} is not a 16-bit mask`);
 }
 
+/** The GPRs a copy keeps in the destination (those not in the mask), saved across the whole-file copy. */
+const kept = new Int32Array(32);
+
 export function copyState(from: Cpu, to: Cpu, req: KvmCopyState): void {
   const { classes, gprMask } = req;
-  if (classes & KVM_COPY_STATE_GPRS) {
+  if ((classes & (KVM_COPY_STATE_GPRS | KVM_COPY_STATE_FPU)) === (KVM_COPY_STATE_GPRS | KVM_COPY_STATE_FPU)) {
+    // GPRs, XMM and x87 sit in one buffer (Cpu.regFile): one set(), with the GPRs outside the mask put back.
+    const keep = ~gprMask & 0xffff;
+    for (let m = keep; m !== 0; m &= m - 1) {
+      const r = 31 - Math.clz32(m & -m);
+      kept[2 * r] = to.rlo[r]; kept[2 * r + 1] = to.rhi[r];
+    }
+    to.regFile.set(from.regFile);
+    for (let m = keep; m !== 0; m &= m - 1) {
+      const r = 31 - Math.clz32(m & -m);
+      to.rlo[r] = kept[2 * r]; to.rhi[r] = kept[2 * r + 1];
+    }
+    to.mxcsr = from.mxcsr;
+  } else if (classes & KVM_COPY_STATE_GPRS) {
     for (let r = 0, m = gprMask; m !== 0; r++, m >>>= 1) {
       if (m & 1) { to.rlo[r] = from.rlo[r]; to.rhi[r] = from.rhi[r]; }
     }
-  }
-  if (classes & KVM_COPY_STATE_FPU) {
+  } else if (classes & KVM_COPY_STATE_FPU) {
     to.fpuImage.set(from.fpuImage);
     to.xmm.set(from.xmm);
     to.mxcsr = from.mxcsr;

@@ -31,6 +31,17 @@ export class KvmSyncRegs {
     return this.dv.getBigUint64(0, true);
   }
 
+  /** The low and high 32 bits of GPR `n` as int32s (no BigInt: DESIGN §3.1). */
+  gprLo(n: number): number { check(n); return this.cpu.rlo[n]!; }
+  gprHi(n: number): number { check(n); return this.cpu.rhi[n]!; }
+
+  /** Sets GPR `n` from its halves (int32 or uint32 values; EINVAL for anything else). */
+  setGprHalves(n: number, lo: number, hi: number): void {
+    check(n);
+    if (!isWord(lo) || !isWord(hi)) throw new KvmError('EINVAL', `GPR halves ${String(lo)}, ${String(hi)} are not 32-bit values`);
+    this.cpu.rlo[n] = lo; this.cpu.rhi[n] = hi;
+  }
+
   /** Sets GPR `n` (EINVAL for a value that is not a u64). */
   setGpr(n: number, v: bigint): void {
     check(n);
@@ -40,6 +51,8 @@ export class KvmSyncRegs {
     this.cpu.rhi[n] = this.dv.getInt32(4, true);
   }
 }
+
+const isWord = (v: number): boolean => Number.isInteger(v) && v >= -0x8000_0000 && v <= 0xffff_ffff;
 
 function check(n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > 15) throw new KvmError('EINVAL', `GPR number ${String(n)} is not 0-15`);

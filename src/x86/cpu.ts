@@ -34,15 +34,24 @@ export interface QueuedEvent {
 /** Iterations a REP string instruction runs before giving the loop a chance to stop. */
 export const REP_CHUNK = 4096;
 
+/** Int32 offsets in Cpu.regFile: RLO[16], RHI[16], XMM[64] (4 per register), then the 512-byte x87 image. */
+export const REG_FILE_RLO = 0, REG_FILE_RHI = 16, REG_FILE_XMM = 32, REG_FILE_FPU = 96, REG_FILE_INT32S = REG_FILE_FPU + 128;
+
 export class Cpu {
   readonly mem: PhysMemory;
   host: CpuHost;
   readonly mmu: Mmu;
   private readonly blocks: BlockCache;
 
+  /**
+   * The GPRs, XMM0-15 and the x87 image, in this order in one buffer
+   * (REG_FILE_*): an owner that moves this state between CPUs (kvm's
+   * copy-state, a VSM switch on every VtlCall) copies it with one set().
+   */
+  readonly regFile = new Int32Array(REG_FILE_INT32S);
   // General-purpose registers as int32 halves (DESIGN §3.1).
-  readonly rlo = new Int32Array(16);
-  readonly rhi = new Int32Array(16);
+  readonly rlo = this.regFile.subarray(REG_FILE_RLO, REG_FILE_RLO + 16);
+  readonly rhi = this.regFile.subarray(REG_FILE_RHI, REG_FILE_RHI + 16);
   ripLo = 0xfff0;
   ripHi = 0;
   /** RFLAGS; the arithmetic bits are only valid while fOp is FOp.None (see flags.ts). */
@@ -85,9 +94,10 @@ export class Cpu {
   tscAux = 0;
 
   // SSE and x87 state (x87 only as far as FXSAVE/FXRSTOR round-trips it).
-  readonly xmm = new Int32Array(64);
+  readonly xmm = this.regFile.subarray(REG_FILE_XMM, REG_FILE_XMM + 64);
   mxcsr = 0x1f80;
-  readonly fpuImage = new Uint8Array(512);
+  /** The FXSAVE image's x87 part as FXSAVE/FXRSTOR keep it (512 bytes). */
+  readonly fpuImage = new Uint8Array(this.regFile.buffer, REG_FILE_FPU * 4, 512);
 
   // Mode, derived from CR0.PE, EFER.LMA and the CS cache.
   private cplValue = 0;

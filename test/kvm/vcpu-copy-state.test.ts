@@ -47,6 +47,18 @@ test('copyStateTo copies exactly the named classes and GPRs, across VMs', () => 
   assert.equal(b.getDebugRegs().dr6, 0xffff0ff1n);
 });
 
+test('copyStateTo of GPRs and FPU together (one copy of the register file) keeps the GPRs outside the mask', () => {
+  const { a, b } = pair();
+  const r = b.getRegs();
+  r.rsp = 0x7000n; r.rbx = 0x5555n;
+  b.setRegs(r);
+  a.copyStateTo(b, { classes: KVM_COPY_STATE_GPRS | KVM_COPY_STATE_FPU, gprMask: 0xffef & ~(1 << 3) }); // not RSP, not RBX
+  const rb = b.getRegs();
+  assert.deepEqual([rb.rax, rb.r15, rb.rsp, rb.rbx], [0x1111_2222_3333_4444n, 0xffff_0000_0000_000fn, 0x7000n, 0x5555n]);
+  assert.deepEqual(b.getFpu(), a.getFpu());
+  assert.equal(b.getSregs().cr2, 0n, 'CR2 not named: untouched');
+});
+
 test('copyStateTo: EINVAL for unknown classes, a mask beyond 16 bits or itself as destination; EFAULT for no request; nothing copied', () => {
   const { a, b } = pair();
   assert.equal(errno(() => a.copyStateTo(b, { classes: 0x40, gprMask: 0 })), 'EINVAL');
@@ -68,4 +80,18 @@ test('syncRegs reads and writes GPRs as u64s; EINVAL for a bad number or value',
   assert.equal(errno(() => s.setGpr(2, -1n)), 'EINVAL');
   assert.equal(errno(() => s.setGpr(2, 1n << 64n)), 'EINVAL');
   assert.equal(a.getRegs().rdx, rdx, 'refused writes changed nothing');
+});
+
+test('syncRegs as int32 halves: gprLo/gprHi read, setGprHalves writes; EINVAL for a bad number or half', () => {
+  const { a } = pair();
+  const s = a.syncRegs;
+  assert.deepEqual([s.gprLo(0), s.gprHi(0)], [0x3333_4444, 0x1111_2222]);
+  assert.deepEqual([s.gprLo(15), s.gprHi(15)], [0xf, 0xffff_0000 | 0], 'int32 halves: bit 31 makes them negative');
+  s.setGprHalves(3, 0xdead_beef, -1);
+  assert.equal(a.getRegs().rbx, 0xffff_ffff_dead_beefn, 'uint32 and int32 halves are the same bits');
+  assert.equal(errno(() => s.gprLo(-1)), 'EINVAL');
+  assert.equal(errno(() => s.setGprHalves(3, 2 ** 32, 0)), 'EINVAL');
+  assert.equal(errno(() => s.setGprHalves(3, 0, 1.5)), 'EINVAL');
+  assert.equal(errno(() => s.setGprHalves(16, 0, 0)), 'EINVAL');
+  assert.equal(a.getRegs().rbx, 0xffff_ffff_dead_beefn, 'refused writes changed nothing');
 });
