@@ -105,7 +105,7 @@ function drive(r: VsmRig): number {
     if (e.reason === 'hyperv-hcall') {
       if (handleVsmHypercall(r.p, v, e)) continue;
       // What the machine answers a call no VMM service takes (Machine.answerHypercall): SignalEvent to no connection.
-      if (Number(e.input & 0xffffn) !== HvCall.SignalEvent) throw new BenchError(`an unexpected hypercall exit: 0x${(e.input & 0xffffn).toString(16)}`);
+      if (e.code !== HvCall.SignalEvent) throw new BenchError(`an unexpected hypercall exit: 0x${e.code.toString(16)}`);
       v.completeHypercall(BigInt(HvStatus.INVALID_CONNECTION_ID));
       continue;
     }

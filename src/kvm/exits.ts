@@ -46,25 +46,8 @@ export type VcpuExit =
   }
   /** KVM_EXIT_SYSTEM_EVENT (24), type KVM_SYSTEM_EVENT_WAKEUP (4): an inactive-VTL vCPU has an event (§3.3). */
   | { readonly reason: 'system-event'; readonly type: 'wakeup' }
-  /**
-   * KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): a hypercall the VMM handles (hyperv/hypercall.ts
-   * says which). RIP stays on the VMCALL; the VMM answers with Vcpu.completeHypercall(result, xmm?),
-   * applied at the next run() (XMM output, RAX, RIP past the VMCALL).
-   */
-  | {
-    readonly reason: 'hyperv-hcall';
-    /** The whole control word (RCX, or EDX:EAX from a 32-bit caller). */
-    readonly input: bigint;
-    /** RDX and R8 (EBX:ECX and EDI:ESI): input and output GPAs, or fast input. */
-    readonly params: readonly [bigint, bigint];
-    /** XMM0..XMM5 for fast calls (XMM fast input); zero for memory-based calls. */
-    readonly xmm: readonly XmmRegister[];
-    /**
-     * The caller ran 64-bit code (EFER.LMA and CS.L): it used the 64-bit register convention
-     * (tlfs-vsm-facts §1.3), and answers go to RAX. KVM's is_64_bit_hypercall(); not in kvm_run.
-     */
-    readonly longMode: boolean;
-  }
+  /** KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): see HypervHcallExit. */
+  | HypervHcallExit
   /**
    * KVM_EXIT_HYPERCALL (9) (kvm-api-facts §4.2): a KVM PV hypercall the VMM enabled with
    * KVM_CAP_EXIT_HYPERCALL; today only KVM_HC_MAP_GPA_RANGE (12). RIP stays on the VMCALL; the VMM
@@ -78,3 +61,54 @@ export type VcpuExit =
     /** hypercall.flags bit 0 (KVM_EXIT_HYPERCALL_LONG_MODE): the caller was in 64-bit mode. */
     readonly longMode: boolean;
   };
+
+/** XMM0..XMM5 (hyperv.u.hcall's proposed xmm[] array, kvm-api-facts §3.1). */
+const HCALL_XMM_REGISTERS = 6;
+const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+
+/**
+ * KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): a hypercall the VMM handles
+ * (hyperv/hypercall.ts says which). RIP stays on the VMCALL; the VMM answers
+ * with Vcpu.completeHypercall(result, xmm?), applied at the next run() (XMM
+ * output, RAX, RIP past the VMCALL).
+ *
+ * The fields hold the CPU's int32 halves; `input`, `params` and `xmm` are
+ * the kvm_run u64s, made when read (DESIGN §3.1: no BigInt on a hot path,
+ * and a VSM VMM takes one of these exits on every VtlCall and VtlReturn).
+ */
+export class HypervHcallExit {
+  readonly reason = 'hyperv-hcall' as const;
+  private xmmRegisters: readonly XmmRegister[] | null = null;
+
+  constructor(
+    /** The whole control word (RCX, or EDX:EAX from a 32-bit caller), low and high halves. */
+    readonly inputLo: number, readonly inputHi: number,
+    /** RDX and R8 (EBX:ECX and EDI:ESI): input and output GPAs, or fast input; halves. */
+    readonly param0Lo: number, readonly param0Hi: number, readonly param1Lo: number, readonly param1Hi: number,
+    /** XMM0..XMM5 of a fast call as 24 int32s (4 per register, low word first), or null: all zero. */
+    private readonly xmmWords: readonly number[] | null,
+    /**
+     * The caller ran 64-bit code (EFER.LMA and CS.L): it used the 64-bit register convention
+     * (tlfs-vsm-facts §1.3), and answers go to RAX. KVM's is_64_bit_hypercall(); not in kvm_run.
+     */
+    readonly longMode: boolean,
+  ) {}
+
+  /** The call code: bits 15:0 of the control word. */
+  get code(): number { return this.inputLo & 0xffff; }
+  /** The whole control word as a u64. */
+  get input(): bigint { return u64(this.inputLo, this.inputHi); }
+  /** RDX and R8 (EBX:ECX and EDI:ESI) as u64s. */
+  get params(): readonly [bigint, bigint] { return [u64(this.param0Lo, this.param0Hi), u64(this.param1Lo, this.param1Hi)]; }
+  /** XMM0..XMM5 for fast calls (XMM fast input); zero for memory-based calls. */
+  get xmm(): readonly XmmRegister[] {
+    if (this.xmmRegisters === null) {
+      const w = this.xmmWords, regs: XmmRegister[] = [];
+      for (let k = 0; k < HCALL_XMM_REGISTERS; k++) {
+        regs.push(w === null ? { low: 0n, high: 0n } : { low: u64(w[4 * k]!, w[4 * k + 1]!), high: u64(w[4 * k + 2]!, w[4 * k + 3]!) });
+      }
+      this.xmmRegisters = regs;
+    }
+    return this.xmmRegisters;
+  }
+}

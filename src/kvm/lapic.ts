@@ -830,7 +830,7 @@ export class LocalApic {
 
   /** Bring the timer up to clock.nowNs(): fire what is due (at most once: the IRR bit coalesces), reload periodic. */
   private updateTimer(): void {
-    if (!this.enabled) return;
+    if (!this.enabled || (!this.countArmed && this.tscDeadlineNum === 0)) return; // nothing armed: no clock read
     const mode = this.timerMode();
     if (mode === TIMER_MODE_TSC_DEADLINE) {
       if (this.tscDeadlineNum !== 0 && this.clock.readTsc() >= this.tscDeadlineNum) {

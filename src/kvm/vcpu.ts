@@ -194,6 +194,20 @@ export class Vcpu implements CpuHost {
   }
 
   /**
+   * KVM_RUN with kvm_run.immediate_exit set: KVM completes the VMM's answer
+   * to the last exit (complete_userspace_io) and returns -EINTR without
+   * entering the guest. Here that is the answer to a 'hyperv-hcall' or
+   * 'hypercall' exit: the result in RAX, RIP past the VMCALL. (An IN or
+   * MMIO-read answer is taken when its instruction runs again, at the next
+   * run(), as always.) A VMM uses it to finish a call whose vCPU it parks
+   * before it runs again: the caller of a VTL switch.
+   */
+  runImmediateExit(): void {
+    this.hypercalls?.applyAnswer();
+    this.kvmHypercalls?.applyAnswer();
+  }
+
+  /**
    * INIT, SIPI and NMI recorded by the APIC take effect at the next run. An
    * inactive VTL leaves INIT and SIPI pending: only the VMM ends that state.
    */

@@ -349,7 +349,7 @@ export class Machine {
    * HV_STATUS_INVALID_CONNECTION_ID, any other call HV_STATUS_INVALID_HYPERCALL_CODE.
    */
   answerHypercall(exit: Extract<VcpuExit, { reason: 'hyperv-hcall' }>): bigint {
-    const code = Number(exit.input & 0xffffn);
+    const code = exit.code;
     const status = code === HvCall.PostMessage || code === HvCall.SignalEvent ? HvStatus.INVALID_CONNECTION_ID : HvStatus.INVALID_HYPERCALL_CODE;
     return BigInt(status);
   }

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeHypercallControl } from '../../src/kvm/hyperv/hypercall-input.js';
 import { KvmError } from '../../src/kvm/errors.js';
+import type { VcpuExit } from '../../src/kvm/exits.js';
 import { HvCall, HvStatus } from '../../src/spec/tlfs.js';
 import { Machine } from '../../src/vmm/machine.js';
 import { assemble } from '../x86/helpers/test-machine.js';
@@ -24,8 +25,10 @@ test('PostMessage to a connection the kernel does not know exits to the VMM; the
   const v = m.vcpu(0);
   m.writeQwords(INPUT, [99n, 1n]);
   const r = m.hypercall(v, post, BigInt(INPUT), 0x1230n);
-  assert.deepEqual(r.exit, {
-    reason: 'hyperv-hcall', input: post, params: [BigInt(INPUT), 0x1230n],
+  assert.equal(r.exit.reason, 'hyperv-hcall');
+  const e = r.exit as Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
+  assert.deepEqual({ code: e.code, input: e.input, params: e.params, xmm: e.xmm, longMode: e.longMode }, {
+    code: HvCall.PostMessage, input: post, params: [BigInt(INPUT), 0x1230n],
     xmm: Array.from({ length: 6 }, () => ({ low: 0n, high: 0n })), longMode: true,
   });
   assert.equal(r.rip, BigInt(CALL_SITE), 'RIP stays on the VMCALL until the VMM answers');

@@ -110,7 +110,7 @@ test('2000 random VSM hypercalls from every VTL end in a status, #UD or a switch
     let kind: string;
     if (exit.reason === 'hyperv-hcall') {
       const before = vp.activeVtl;
-      assert.ok(handleVsmHypercall(r.p, v, exit), `call ${i}: code 0x${(exit.input & 0xffffn).toString(16)} is a VSM call`);
+      assert.ok(handleVsmHypercall(r.p, v, exit), `call ${i}: code 0x${exit.code.toString(16)} is a VSM call`);
       if (vp.activeVtl !== before) {
         kind = 'switch';
         // The Vcpu left keeps its completion; the one entered runs from where it was: make it run the call site again.

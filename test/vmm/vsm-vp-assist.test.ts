@@ -47,13 +47,15 @@ test('§3.3: VinaAsserted is bit 0 of the byte at 0x0C; bits 7:1 are left alone'
 
 test('§3.3: VtlReturnX64Rax at 0x10 and VtlReturnX64Rcx at 0x18; the x86 view is EAX 0x10, ECX 0x14, EDX 0x18', () => {
   const { mem, p } = page();
-  p.writeVtlReturn64({ rax: 0x1122334455667788n, rcx: 0x99aabbccddeeff00n });
+  p.writeVtlReturn64({ raxLo: 0x55667788, raxHi: 0x11223344, rcxLo: 0xddeeff00 | 0, rcxHi: 0x99aabbcc });
   assert.deepEqual([...mem.read(PAGE + 0x10, 16)], [
     0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99,
   ]);
-  assert.deepEqual(p.readVtlReturn64(), { rax: 0x1122334455667788n, rcx: 0x99aabbccddeeff00n });
+  assert.deepEqual(p.readVtlReturn64(), { raxLo: 0x55667788, raxHi: 0x11223344, rcxLo: 0xddeeff00, rcxHi: 0x99aabbcc }, 'halves read as uint32s');
   assert.deepEqual(p.readVtlReturn32(), { eax: 0x55667788, ecx: 0x11223344, edx: 0xddeeff00 });
-  assert.throws(() => p.writeVtlReturn64({ rax: -1n, rcx: 0n }), VsmError);
+  assert.throws(() => p.writeVtlReturn64({ raxLo: 2 ** 32, raxHi: 0, rcxLo: 0, rcxHi: 0 }), VsmError);
+  assert.throws(() => p.writeVtlReturn64({ raxLo: 0, raxHi: 0, rcxLo: 0.5, rcxHi: 0 }), VsmError);
+  assert.equal(mem.read64(PAGE + 0x10), 0x1122334455667788n, 'a refused write changes nothing');
 });
 
 test('§3.3: the intercept message slot is 256 bytes at 0x70, padded with zeroes', () => {

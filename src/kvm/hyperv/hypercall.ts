@@ -57,7 +57,7 @@ import {
 } from '../../spec/tlfs.js';
 import { CR0_PE, UD } from '../../x86/regs.js';
 import { fault } from '../../x86/fault.js';
-import type { VcpuExit } from '../exits.js';
+import { HypervHcallExit, type VcpuExit } from '../exits.js';
 import type { Vcpu } from '../vcpu.js';
 import type { XmmRegister } from '../vcpu-regs.js';
 import { HC_SUSPEND, HC_TO_VMM, type HcCall, type HcHandler } from './hc-call.js';
@@ -68,9 +68,6 @@ import { notifyLongSpinWait, postMessage, signalEvent } from './hc-synic.js';
 import { readHypercallInput } from './hc-buffers.js';
 import { hypercallResult, parseHypercallControlParts, validateHypercallControl, withRepStart } from './hypercall-input.js';
 import { suspendForTlbFlush } from './tlb-flush-inhibit.js';
-
-/** XMM0..XMM5 of a memory-based call's exit: zero (one shared, frozen array). */
-const NO_XMM: readonly XmmRegister[] = Object.freeze(Array.from({ length: HV_HYPERCALL_XMM_REGISTERS }, () => Object.freeze({ low: 0n, high: 0n })));
 
 /** Reps one execution of a rep call processes before it continues (see above). */
 export const HV_REPS_PER_EXECUTION = 16;
@@ -138,9 +135,6 @@ const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7, R8 = 8;
 
 const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 
-/** The call the VMM owes an answer for. */
-interface PendingVmmCall { readonly code: number; readonly fast: boolean; readonly long: boolean }
-
 class MutableCall implements HcCall {
   code = 0; fast = false; varHeaderQwords = 0; repCount = 0; repStart = 0; repEnd = 0;
   repsDone = 0; waitingOn: Vcpu | null = null; yieldVcpu = false;
@@ -153,8 +147,14 @@ export class HypercallDispatcher {
   private readonly call: MutableCall;
   /** The exit for the VMM after dispatch() returned Exit. */
   exit: VcpuExit | null = null;
-  private pending: PendingVmmCall | null = null;
-  private answer: { result: bigint; xmm: readonly XmmRegister[] | undefined } | null = null;
+  /** The call the VMM owes an answer for (-1: none), and how it was made. */
+  private pendingCode = -1;
+  private pendingFast = false;
+  private pendingLong = false;
+  /** The VMM's answer to it, once given (plain fields: a VSM VMM answers on every VTL switch). */
+  private answered = false;
+  private answerResult = 0n;
+  private answerXmm: readonly XmmRegister[] | undefined = undefined;
   /** The answer carried XMM output the guest may not receive: the VMCALL faults (#UD) when it runs again. */
   private udOnRetry = false;
 
@@ -276,24 +276,25 @@ export class HypercallDispatcher {
 
   private toVmm(code: number, fast: boolean, long: boolean, ctlLo: number, ctlHi: number,
     inLo: number, inHi: number, outLo: number, outHi: number): HcOutcome {
-    let xmm = NO_XMM;
+    let xmm: number[] | null = null;
     if (fast) {
-      const x = this.vcpu.cpu.xmm, regs: XmmRegister[] = [];
-      for (let k = 0; k < HV_HYPERCALL_XMM_REGISTERS; k++) regs.push({ low: u64(x[4 * k], x[4 * k + 1]), high: u64(x[4 * k + 2], x[4 * k + 3]) });
-      xmm = regs;
+      // A plain array: allocating a small typed array costs several times more.
+      const x = this.vcpu.cpu.xmm;
+      xmm = [];
+      for (let k = 0; k < 4 * HV_HYPERCALL_XMM_REGISTERS; k++) xmm.push(x[k]);
     }
-    this.exit = { reason: 'hyperv-hcall', input: u64(ctlLo, ctlHi), params: [u64(inLo, inHi), u64(outLo, outHi)], xmm, longMode: long };
-    this.pending = { code, fast, long };
-    this.answer = null;
+    this.exit = new HypervHcallExit(ctlLo, ctlHi, inLo, inHi, outLo, outHi, xmm, long);
+    this.pendingCode = code; this.pendingFast = fast; this.pendingLong = long;
+    this.answered = false;
     return HcOutcome.Exit;
   }
 
   /** Whether a 'hyperv-hcall' exit is waiting for completeHypercall(). */
-  get awaitingAnswer(): boolean { return this.pending !== null && this.answer === null; }
+  get awaitingAnswer(): boolean { return this.pendingCode >= 0 && !this.answered; }
 
   /** Records the VMM's answer to the last 'hyperv-hcall' exit (Vcpu.completeHypercall checks the arguments). */
   answerVmmCall(result: bigint, xmm: readonly XmmRegister[] | undefined): void {
-    this.answer = { result, xmm };
+    this.answered = true; this.answerResult = result; this.answerXmm = xmm;
   }
 
   /**
@@ -305,27 +306,26 @@ export class HypercallDispatcher {
    * except for VtlCall/VtlReturn, and RIP past the VMCALL.
    */
   applyAnswer(): void {
-    const p = this.pending, a = this.answer;
-    if (p === null || a === null) return;
-    this.pending = null; this.answer = null;
+    if (!this.answered) return;
+    const code = this.pendingCode, result = this.answerResult, xmm = this.answerXmm;
+    this.pendingCode = -1; this.answered = false; this.answerXmm = undefined;
     const c = this.vcpu.cpu;
-    const lo = Number(a.result & 0xffffffffn) | 0;
-    if (p.fast && (lo & 0xffff) === HvStatus.SUCCESS && XMM_OUTPUT_CALLS.has(p.code) && a.xmm !== undefined) {
-      if (!this.vcpu.hv!.partition.features.xmmOutput) { this.udOnRetry = true; return; }
-      a.xmm.forEach((reg, k) => {
-        const o = 4 * k;
-        c.xmm[o] = Number(reg.low & 0xffffffffn) | 0; c.xmm[o + 1] = Number(reg.low >> 32n) | 0;
-        c.xmm[o + 2] = Number(reg.high & 0xffffffffn) | 0; c.xmm[o + 3] = Number(reg.high >> 32n) | 0;
-      });
-    }
-    if (!NO_RESULT_CALLS.has(p.code)) {
-      const hi = Number(a.result >> 32n) | 0;
-      if (p.long) { c.rlo[RAX] = lo; c.rhi[RAX] = hi; } else { c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0; }
+    if (!NO_RESULT_CALLS.has(code)) {
+      const lo = Number(result & 0xffffffffn) | 0;
+      if (this.pendingFast && (lo & 0xffff) === HvStatus.SUCCESS && XMM_OUTPUT_CALLS.has(code) && xmm !== undefined) {
+        if (!this.vcpu.hv!.partition.features.xmmOutput) { this.udOnRetry = true; return; }
+        xmm.forEach((reg, k) => {
+          const o = 4 * k;
+          c.xmm[o] = Number(reg.low & 0xffffffffn) | 0; c.xmm[o + 1] = Number(reg.low >> 32n) | 0;
+          c.xmm[o + 2] = Number(reg.high & 0xffffffffn) | 0; c.xmm[o + 3] = Number(reg.high >> 32n) | 0;
+        });
+      }
+      const hi = Number(result >> 32n) | 0;
+      if (this.pendingLong) { c.rlo[RAX] = lo; c.rhi[RAX] = hi; } else { c.rlo[RAX] = lo; c.rhi[RAX] = 0; c.rlo[RDX] = hi; c.rhi[RDX] = 0; }
     }
     const next = (c.ripLo >>> 0) + HV_HYPERCALL_INSN_BYTES;
     if (c.codeSize === 64) { c.ripHi = next > 0xffffffff ? (c.ripHi + 1) | 0 : c.ripHi; c.ripLo = next | 0; }
     else { c.ripLo = c.codeSize === 32 ? next | 0 : next & 0xffff; c.ripHi = 0; }
-    if (this.vcpu.vm.trace !== null) this.traceDone(a.result);
+    if (this.vcpu.vm.trace !== null) this.traceDone(result);
   }
 }
-

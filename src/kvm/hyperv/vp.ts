@@ -45,7 +45,7 @@ export class HvVp {
 
   /** Expires due synthetic timers. Cheap when nothing is due. */
   tick(): void {
-    if (this.ctx.nowNs() < this.deadlineNs) return;
+    if (this.deadlineNs === Infinity || this.ctx.nowNs() < this.deadlineNs) return; // no clock read without a timer
     this.updateTimers();
   }
 

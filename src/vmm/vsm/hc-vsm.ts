@@ -72,7 +72,7 @@ import type { VsmPartition, VsmVp } from './partition.js';
 import { checkRegisterAccess, registerInfo } from './register-names.js';
 import { decodeRegisterValue, encodeRegisterValue } from './register-value.js';
 import { isArchRegister, readArchRegister, writeArchRegister } from './vp-register-access.js';
-import { checkVtlCall, checkVtlReturn } from './vtl-call.js';
+import { checkVtlCall, checkVtlReturn, type VtlCallRegisters } from './vtl-call.js';
 import { enterHigherVtl, returnToLowerVtl } from './vtl-switch.js';
 
 /** The calls this module answers; the machine answers the others. */
@@ -86,7 +86,7 @@ export const VSM_HYPERCALLS: ReadonlySet<number> = new Set([
  * raises #UD) and returns true; returns false for other calls.
  */
 export function handleVsmHypercall(p: VsmPartition, vcpu: Vcpu, exit: HcallExit): boolean {
-  const code = Number(exit.input & 0xffffn);
+  const code = exit.code;
   if (!VSM_HYPERCALLS.has(code)) return false;
   const where = p.locate(vcpu);
   if (where === undefined) throw new VsmError(`vCPU ${vcpu.id} made a VSM hypercall but belongs to no VTL of this partition`);
@@ -180,13 +180,18 @@ function enableVpVtl(c: Call): number {
 
 // ---------------------------------------------------------------- VtlCall, VtlReturn
 
-/** The VtlCall/VtlReturn registers after the hypercall-page stub (vtl-call.ts): control word, and the input in RAX (ECX for 32-bit). */
+/** kvm's GPR numbers (vcpu-sync-regs.ts). */
+const RAX = 0, RCX = 1;
+
 /** A VtlCall / VtlReturn exit: a Call without the parsed control word. */
 type SwitchCall = Omit<Call, 'control'>;
 
-function vtlRegisters(c: SwitchCall): { control: bigint; input: bigint } {
-  const r = c.vcpu.syncRegs;
-  return { control: c.exit.input, input: c.long ? r.gpr(0) : r.gpr(1) & 0xffffffffn };
+/** The VtlCall/VtlReturn registers after the hypercall-page stub (vtl-call.ts): control word, and the input in RAX (ECX for 32-bit). */
+function vtlRegisters(c: SwitchCall): VtlCallRegisters {
+  const r = c.vcpu.syncRegs, e = c.exit;
+  return c.long
+    ? { controlLo: e.inputLo, controlHi: e.inputHi, inputLo: r.gprLo(RAX), inputHi: r.gprHi(RAX) }
+    : { controlLo: e.inputLo, controlHi: e.inputHi, inputLo: r.gprLo(RCX), inputHi: 0 };
 }
 
 function vtlCall(c: SwitchCall): void {
@@ -209,15 +214,15 @@ function vtlReturn(c: SwitchCall): void {
  * The TLFS advances the caller's RIP past the VMCALL before the switch
  * (§3.4), so the other VTL must see it there (GetVpRegisters of the lower
  * VTL's RIP, SetVpRegisters of it). kvm applies a completion at the start
- * of the next KVM_RUN, also for a vCPU parked in HV_INACTIVE_VTL, which then
- * blocks (kvm §3.1, §3.3): one run() now does exactly that and executes nothing.
+ * of the next KVM_RUN, also for a vCPU parked in HV_INACTIVE_VTL (kvm §3.1,
+ * §3.3): a KVM_RUN with immediate_exit does exactly that and enters nothing.
  */
 function applyCompletion(parked: Vcpu): void {
-  parked.run(0);
+  parked.runImmediateExit();
 }
 
 function traceRefusal(c: SwitchCall, why: string): void {
-  c.vcpu.vm.trace?.emit('vsm_vtl_switch_ud', c.vcpu.id, c.vcpu.nowNs(), { code: Number(c.exit.input & 0xffffn), why });
+  c.vcpu.vm.trace?.emit('vsm_vtl_switch_ud', c.vcpu.id, c.vcpu.nowNs(), { code: c.exit.code, why });
 }
 
 // ---------------------------------------------------------------- Get/SetVpRegisters

@@ -300,7 +300,7 @@ export class VsmPartition {
     for (let lower = 0; lower < holder; lower++) {
       this.unlockTlb(vp, holder, lower);
       const key = 16 * holder + lower, cfg = vp.secureConfig.get(key);
-      if (cfg !== undefined) vp.secureConfig.set(key, cfg & ~HvVsmVpSecureConfig.TlbLocked);
+      if (cfg !== undefined && (cfg & HvVsmVpSecureConfig.TlbLocked) !== 0n) vp.secureConfig.set(key, cfg & ~HvVsmVpSecureConfig.TlbLocked);
     }
   }
 

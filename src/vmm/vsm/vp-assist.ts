@@ -17,8 +17,8 @@ import {
 } from '../../spec/tlfs.js';
 import { VsmError, u64 } from './errors.js';
 
-/** RAX/RCX that a non-fast VtlReturn loads into the lower VTL (x64 caller, §3.3). */
-export interface VtlReturnRegisters64 { rax: bigint; rcx: bigint }
+/** RAX/RCX that a non-fast VtlReturn loads into the lower VTL (x64 caller, §3.3), as int32 or uint32 halves (DESIGN §3.1). */
+export interface VtlReturnRegisters64 { raxLo: number; raxHi: number; rcxLo: number; rcxHi: number }
 /** The 32-bit caller's view of the same bytes (§3.3): EAX @0x10, ECX @0x14, EDX @0x18. */
 export interface VtlReturnRegisters32 { eax: number; ecx: number; edx: number }
 
@@ -32,6 +32,7 @@ export interface SignalEventReturnAction {
 }
 export type VtlReturnAction = SignalEventReturnAction;
 
+const isWord = (v: number): boolean => Number.isInteger(v) && v >= -0x8000_0000 && v <= 0xffff_ffff;
 const PAGE_MASK = ~BigInt(PAGE_SIZE - 1) & ((1n << 64n) - 1n);
 const ENTRY_REASONS: readonly number[] = Object.values(HvVtlEntryReason);
 
@@ -67,14 +68,19 @@ export class VpAssistPage {
     this.mem.write8(at, (this.mem.read8(at) & ~HV_VINA_ASSERTED) | (asserted ? HV_VINA_ASSERTED : 0));
   }
 
+  /** VtlReturnX64Rax/Rcx; the halves read as uint32s. */
   readVtlReturn64(): VtlReturnRegisters64 {
-    return { rax: this.mem.read64(this.gpa + HvVpAssist.VtlReturnRax), rcx: this.mem.read64(this.gpa + HvVpAssist.VtlReturnRcx) };
+    const m = this.mem, rax = this.gpa + HvVpAssist.VtlReturnRax, rcx = this.gpa + HvVpAssist.VtlReturnRcx;
+    return { raxLo: m.read32(rax), raxHi: m.read32(rax + 4), rcxLo: m.read32(rcx), rcxHi: m.read32(rcx + 4) };
   }
 
   writeVtlReturn64(r: VtlReturnRegisters64): void {
-    const rax = u64(r?.rax, 'VtlReturnX64Rax'), rcx = u64(r?.rcx, 'VtlReturnX64Rcx');
-    this.mem.write64(this.gpa + HvVpAssist.VtlReturnRax, rax);
-    this.mem.write64(this.gpa + HvVpAssist.VtlReturnRcx, rcx);
+    if (typeof r !== 'object' || r === null || !isWord(r.raxLo) || !isWord(r.raxHi) || !isWord(r.rcxLo) || !isWord(r.rcxHi)) {
+      throw new VsmError('VtlReturnX64Rax/Rcx are given as 32-bit halves (raxLo, raxHi, rcxLo, rcxHi)');
+    }
+    const m = this.mem, rax = this.gpa + HvVpAssist.VtlReturnRax, rcx = this.gpa + HvVpAssist.VtlReturnRcx;
+    m.write32(rax, r.raxLo); m.write32(rax + 4, r.raxHi);
+    m.write32(rcx, r.rcxLo); m.write32(rcx + 4, r.rcxHi);
   }
 
   writeVtlReturn32(r: VtlReturnRegisters32): void {
@@ -132,7 +138,10 @@ export class VpAssistPage {
   }
 
   /** Whether the area's first entry is anything but the end of the list (a u64 of 0). */
-  hasReturnActions(): boolean { return this.mem.read64(this.gpa + HvVpAssist.VtlReturnActions) !== 0n; }
+  hasReturnActions(): boolean {
+    const at = this.gpa + HvVpAssist.VtlReturnActions;
+    return (this.mem.read32(at) | this.mem.read32(at + 4)) !== 0;
+  }
 
   /** What VtlReturn does with the area (§3.5): read the actions, then zero it. */
   takeReturnActions(): VtlReturnAction[] {

@@ -19,10 +19,14 @@
  * (CPL > 0 and real mode are #UD for every hypercall: kvm's dispatcher checks them first.)
  */
 import { HV_VTL_RETURN_FAST, HvCall } from '../../spec/tlfs.js';
-import { u64, uint } from './errors.js';
+import { uint } from './errors.js';
 
-/** The two registers of the protocol: x64 RCX and RAX; x86 EDX:EAX and ECX. */
-export interface VtlCallRegisters { control: bigint; input: bigint }
+/**
+ * The two registers of the protocol as the CPU holds them, int32 halves (no
+ * BigInt on the switch path, DESIGN §3.1): the control word (x64 RCX, x86
+ * EDX:EAX) and the input (x64 RAX, x86 ECX with a zero high half).
+ */
+export interface VtlCallRegisters { controlLo: number; controlHi: number; inputLo: number; inputHi: number }
 
 /** The VP as the checks see it: its active VTL and the VTLs enabled on it (bit n = VTL n). */
 export interface VtlCallVp { activeVtl: number; enabledVtlSet: number }
@@ -37,11 +41,13 @@ export function nextHigherVtl(enabledVtlSet: number, vtl: number): number {
 export type VtlCallCheck = { readonly ok: true; readonly targetVtl: number } | { readonly ok: false; readonly why: string };
 export type VtlReturnCheck = { readonly ok: true; readonly fast: boolean } | { readonly ok: false; readonly why: string };
 
-const VTL_CALL = BigInt(HvCall.VtlCall), VTL_RETURN = BigInt(HvCall.VtlReturn);
+/** The input's fast bit (bit 0; bits 63:1 are reserved). */
+const FAST = Number(HV_VTL_RETURN_FAST);
+const RETURN_FAST: VtlReturnCheck = Object.freeze({ ok: true, fast: true }), RETURN_SLOW: VtlReturnCheck = Object.freeze({ ok: true, fast: false });
 
 export function checkVtlCall(r: VtlCallRegisters, vp: VtlCallVp): VtlCallCheck {
-  if (u64(r.control, 'control word') !== VTL_CALL) return { ok: false, why: 'the control word holds more than the VtlCall code' };
-  if (u64(r.input, 'VtlCall input') !== 0n) return { ok: false, why: 'the VtlCall input is not 0' };
+  if (r.controlLo !== HvCall.VtlCall || r.controlHi !== 0) return { ok: false, why: 'the control word holds more than the VtlCall code' };
+  if ((r.inputLo | r.inputHi) !== 0) return { ok: false, why: 'the VtlCall input is not 0' };
   const target = nextHigherVtl(vp.enabledVtlSet, vp.activeVtl);
   if (target < 0) return { ok: false, why: `no VTL above VTL${vp.activeVtl} is enabled on this VP` };
   return { ok: true, targetVtl: target };
@@ -49,8 +55,8 @@ export function checkVtlCall(r: VtlCallRegisters, vp: VtlCallVp): VtlCallCheck {
 
 /** Which lower VTL a VtlReturn enters is the VMM's record of where the VP came from (README.md). */
 export function checkVtlReturn(r: VtlCallRegisters, vp: VtlCallVp): VtlReturnCheck {
-  if (u64(r.control, 'control word') !== VTL_RETURN) return { ok: false, why: 'the control word holds more than the VtlReturn code' };
-  if ((u64(r.input, 'VtlReturn input') & ~HV_VTL_RETURN_FAST) !== 0n) return { ok: false, why: 'VtlReturn input bits 63:1 are not 0' };
+  if (r.controlLo !== HvCall.VtlReturn || r.controlHi !== 0) return { ok: false, why: 'the control word holds more than the VtlReturn code' };
+  if ((r.inputLo & ~FAST) !== 0 || r.inputHi !== 0) return { ok: false, why: 'VtlReturn input bits 63:1 are not 0' };
   if (uint(vp.activeVtl, 15, 'active VTL') === 0) return { ok: false, why: 'VTL0 has nothing to return to' };
-  return { ok: true, fast: (r.input & HV_VTL_RETURN_FAST) !== 0n };
+  return (r.inputLo & FAST) !== 0 ? RETURN_FAST : RETURN_SLOW;
 }

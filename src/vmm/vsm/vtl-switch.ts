@@ -35,13 +35,21 @@ const RAX = 0, RCX = 1, RDX = 2;
 const SHARED_DR6: VtlStateOptions = { dr6Shared: true }, PRIVATE_DR6: VtlStateOptions = { dr6Shared: false };
 function stateOptions(p: VsmPartition): VtlStateOptions { return p.capabilities.dr6Shared ? SHARED_DR6 : PRIVATE_DR6; }
 
+/** Each Vcpu's last enabled assist page and the MSR value that named it (a switch looks it up, DESIGN §3.1). */
+const assistPages = new WeakMap<Vcpu, { readonly msr: bigint; readonly page: VpAssistPage }>();
+const PAGE_MASK = ~BigInt(PAGE_SIZE - 1) & ((1n << 64n) - 1n);
+
 /** The VP assist page `vcpu`'s VTL enabled, or null (disabled, or no longer guest RAM). */
 export function assistPageOf(vcpu: Vcpu): VpAssistPage | null {
   const msr = vcpu.hv?.vpAssistPage ?? 0n;
   if ((msr & HV_VP_ASSIST_PAGE_ENABLE) === 0n) return null;
-  const gpa = Number(msr & ~BigInt(PAGE_SIZE - 1));
-  if (!vcpu.vm.mem.isRam(gpa)) return null;
-  return new VpAssistPage(vcpu.vm.mem, gpa);
+  const cached = assistPages.get(vcpu), mem = vcpu.vm.mem;
+  if (cached !== undefined && cached.msr === msr) return mem.isRam(cached.page.gpa) ? cached.page : null;
+  const gpa = Number(msr & PAGE_MASK);
+  if (!mem.isRam(gpa)) return null;
+  const page = new VpAssistPage(mem, gpa);
+  assistPages.set(vcpu, { msr, page });
+  return page;
 }
 
 /** Whether `vcpu` runs 64-bit code (EFER.LMA and CS.L): the register convention of §1.3 it uses. */
@@ -70,8 +78,8 @@ export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reaso
     // assist page's VTL control area"), where a non-fast VtlReturn loads them back (§3.3, §3.4): the round trip
     // preserves them unless the higher VTL writes other values there.
     const r = from.syncRegs;
-    if (callerLong ?? isLongMode(from)) page.writeVtlReturn64({ rax: r.gpr(RAX), rcx: r.gpr(RCX) });
-    else page.writeVtlReturn32({ eax: Number(r.gpr(RAX) & 0xffffffffn), ecx: Number(r.gpr(RCX) & 0xffffffffn), edx: Number(r.gpr(RDX) & 0xffffffffn) });
+    if (callerLong ?? isLongMode(from)) page.writeVtlReturn64({ raxLo: r.gprLo(RAX), raxHi: r.gprHi(RAX), rcxLo: r.gprLo(RCX), rcxHi: r.gprHi(RCX) });
+    else page.writeVtlReturn32({ eax: r.gprLo(RAX), ecx: r.gprLo(RCX), edx: r.gprLo(RDX) });
   }
   // The mode the VTL left in, for its VtlReturn (it cannot change while the VTL waits, except through
   // SetVpRegisters, which forgets it: hc-vsm.ts).
@@ -81,7 +89,7 @@ export function enterHigherVtl(p: VsmPartition, vp: VsmVp, target: number, reaso
   to.setMpState(KVM_MP_STATE_RUNNABLE);
   vp.returnStack.push(fromVtl);
   vp.activeVtl = target;
-  traceSwitch(to, 'vsm_vtl_enter', { vp: vp.index, from: fromVtl, to: target, reason });
+  if (to.vm.trace !== null) traceSwitch(to, 'vsm_vtl_enter', { vp: vp.index, from: fromVtl, to: target, reason });
 }
 
 /**
@@ -103,16 +111,16 @@ export function returnToLowerVtl(p: VsmPartition, vp: VsmVp, fast: boolean): voi
     const r = to.syncRegs;
     if (vp.leftLong[lowerVtl] ?? isLongMode(to)) {
       const v = page.readVtlReturn64();
-      r.setGpr(RAX, v.rax); r.setGpr(RCX, v.rcx);
+      r.setGprHalves(RAX, v.raxLo, v.raxHi); r.setGprHalves(RCX, v.rcxLo, v.rcxHi);
     } else {
       const v = page.readVtlReturn32();
-      r.setGpr(RAX, BigInt(v.eax >>> 0)); r.setGpr(RCX, BigInt(v.ecx >>> 0)); r.setGpr(RDX, BigInt(v.edx >>> 0));
+      r.setGprHalves(RAX, v.eax, 0); r.setGprHalves(RCX, v.ecx, 0); r.setGprHalves(RDX, v.edx, 0);
     }
   }
   from.setMpState(KVM_MP_STATE_HV_INACTIVE_VTL);
   to.setMpState(vp.resumeMpState[lowerVtl] ?? KVM_MP_STATE_RUNNABLE);
   vp.activeVtl = lowerVtl;
-  traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
+  if (to.vm.trace !== null) traceSwitch(to, 'vsm_vtl_return', { vp: vp.index, from: fromVtl, to: lowerVtl, fast });
   if (p.capabilities.returnActionAvailable && fromPage !== null) runReturnActions(p, from, fromPage);
 }
 
