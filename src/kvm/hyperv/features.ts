@@ -44,6 +44,8 @@ export class HvFeatureError extends Error {
 }
 
 const bit = (n: number): number => (1 << n) >>> 0;
+/** HvFeatures.allowedCalls entries. */
+const UNKNOWN = 0, ALLOWED = 1, DENIED = 2;
 
 export class HvFeatures {
   /** Whether the guest sees a Hyper-V interface at all (any enlightenment, or a spinlock count). */
@@ -109,13 +111,14 @@ export class HvFeatures {
    * dispatcher checks for unknown codes (INVALID_HYPERCALL_CODE) first.
    */
   hypercallAllowed(code: number): boolean {
-    let allowed = this.allowedCalls.get(code);
-    if (allowed === undefined) this.allowedCalls.set(code, allowed = this.computeHypercallAllowed(code));
-    return allowed;
+    if ((code >>> 0) !== code || code > 0xffff) return false; // not a call code
+    let a = this.allowedCalls[code]!;
+    if (a === UNKNOWN) this.allowedCalls[code] = a = this.computeHypercallAllowed(code) ? ALLOWED : DENIED;
+    return a === ALLOWED;
   }
 
-  /** The features never change, so each code's answer is computed once (the dispatcher asks on every call). */
-  private readonly allowedCalls = new Map<number, boolean>();
+  /** The features never change, so each code's answer is computed once (the dispatcher asks on every call): index = code. */
+  private readonly allowedCalls = new Uint8Array(0x10000);
 
   private computeHypercallAllowed(code: number): boolean {
     if (!this.enabled || !this.has('AccessHypercallMsrs')) return false;

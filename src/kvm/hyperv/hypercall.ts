@@ -54,6 +54,7 @@ import {
   HvIpiInput,
   HvSignalEventInput,
   HvStatus,
+  type HvCallClass,
 } from '../../spec/tlfs.js';
 import { CR0_PE, UD } from '../../x86/regs.js';
 import { fault } from '../../x86/fault.js';
@@ -126,6 +127,14 @@ const CALLS: ReadonlyMap<number, HypercallDef> = new Map<number, HypercallDef>([
   [HvCall.GetVpIndexFromApicId, vmm(true)],
 ]);
 
+/** CALLS by code, each with its class (HV_CALL_CLASS): the dispatcher's one lookup per call. */
+const CALL_TABLE: ({ readonly def: HypercallDef; readonly cls: HvCallClass } | undefined)[] = [];
+for (const [code, def] of CALLS) {
+  const cls = HV_CALL_CLASS.get(code);
+  if (cls === undefined) throw new Error(`hypercall 0x${code.toString(16)} has no class in HV_CALL_CLASS`);
+  CALL_TABLE[code] = { def, cls };
+}
+
 /** Calls whose successful fast form returns output in XMM registers (kvm-api-facts §3.1 step 1). */
 const XMM_OUTPUT_CALLS: ReadonlySet<number> = new Set([HvCall.GetVpRegisters, HvCall.TranslateVirtualAddress, HvCall.GetVpIndexFromApicId]);
 /** Calls that never get a result in RAX (kvm-api-facts §3.1 step 2). */
@@ -180,11 +189,11 @@ export class HypercallDispatcher {
         rep_idx: control.repStart, in_gpa: u64(inLo, inHi).toString(16), out_gpa: u64(outLo, outHi).toString(16),
       });
     }
-    const def = CALLS.get(control.code);
-    if (def === undefined) return this.finish(long, HvStatus.INVALID_HYPERCALL_CODE, 0);
+    const entry = control.code < CALL_TABLE.length ? CALL_TABLE[control.code] : undefined;
+    if (entry === undefined) return this.finish(long, HvStatus.INVALID_HYPERCALL_CODE, 0);
+    const { def, cls } = entry;
     const features = hv.partition.features;
     if (!features.hypercallAllowed(control.code)) return this.finish(long, HvStatus.ACCESS_DENIED, 0);
-    const cls = HV_CALL_CLASS.get(control.code)!;
     if (!cls.special) {
       const s = validateHypercallControl(control);
       if (s !== HvStatus.SUCCESS) return this.finish(long, s, 0);
