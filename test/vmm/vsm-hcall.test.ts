@@ -240,3 +240,21 @@ test('§2.15 fuzz: 400 random Set/Get elements from VTL1 (own VTL and VTL0) answ
   }
   assert.ok(seen.size >= 4, `several statuses seen: ${[...seen].join(', ')}`);
 });
+
+test('§2.15: VTL1 sets and reads VTL0\'s PendingEvent0 (a u128: a #PF and its CR2) through the hypercalls', () => {
+  const { r, v0, v1 } = inVtl1();
+  const mem = r.m.vm.mem;
+  const low = 1n | (1n << 8n) | (14n << 16n) | (0x2n << 32n); // pending #PF, error code 2
+  mem.write64(INPUT, HV_PARTITION_ID_SELF);
+  mem.write64(INPUT + 8, header1(HV_VP_INDEX_SELF, USE_VTL | 0));
+  mem.fill(INPUT + 16, 32, 0);
+  mem.write32(INPUT + 16, N.PendingEvent0);
+  mem.write64(INPUT + 32, low);
+  mem.write64(INPUT + 40, 0x7000_1234n);
+  assert.equal(r.call(v1, set(1), BigInt(INPUT)).status, HvStatus.SUCCESS);
+  assert.deepEqual([v0.getVcpuEvents().exception.nr, v0.getSregs().cr2], [14, 0x7000_1234n], 'VTL0\'s Vcpu holds it');
+  const g = getRegs(r, v1, [N.PendingEvent0], { inputVtl: USE_VTL | 0 });
+  assert.equal(g.status, HvStatus.SUCCESS);
+  assert.deepEqual([mem.read64(OUT), mem.read64(OUT + 8)], [low, 0x7000_1234n]);
+  assert.equal(getRegs(r, v1, [N.PendingEvent0]).values[0], 0n, 'VTL1 itself has nothing pending');
+});

@@ -1,4 +1,5 @@
-// HvX64RegisterPendingInterruption and HvX64RegisterInterruptState through
+// HvX64RegisterPendingInterruption, HvX64RegisterInterruptState and
+// HvRegisterPendingEvent0/1 through
 // Get/SetVpRegisters (src/vmm/vsm/interruption-registers.ts): a higher VTL
 // reads and sets the event a lower VTL takes next, over KVM_GET/SET_VCPU_EVENTS.
 import { test } from 'node:test';
@@ -68,4 +69,54 @@ test('InterruptState: NmiMasked and InterruptShadow read and write; reserved bit
   assert.equal(read(r, N.InterruptState), 3n);
   assert.equal(writeArchRegister(v, N.InterruptState, u64(0n)), HvStatus.SUCCESS);
   assert.equal(read(r, N.InterruptState), 0n);
+});
+
+/** PendingEvent0's low u64: EventPending, type 0 (exception), DeliverErrorCode << 8, vector << 16, error code << 32. */
+const event0 = (vector: number, errorCode?: number) =>
+  1n | (BigInt(vector) << 16n) | (errorCode === undefined ? 0n : (1n << 8n) | (BigInt(errorCode) << 32n));
+const u128 = (low: bigint, high = 0n) => ({ kind: 'u128' as const, low, high });
+const read128 = (r: VsmRig, name: number) => { const v = readArchRegister(r.vcpu(0), name); return v.kind === 'u128' ? { low: v.low, high: v.high } : null; };
+
+test('PendingEvent0: a #PF with its error code and CR2 (the exception parameter) is delivered at the next run', () => {
+  const r = rig(), v = r.vcpu(0);
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: 0n, high: 0n }, 'nothing pending');
+  assert.equal(writeArchRegister(v, N.PendingEvent0, u128(event0(14, 0x6), 0xffff_8000_dead_b000n)), HvStatus.SUCCESS);
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: event0(14, 0x6), high: 0xffff_8000_dead_b000n });
+  assert.equal(read(r, N.PendingInterruption), pending(3, 14, 0x6), 'the same kvm event as PendingInterruption sees');
+  r.m.runToExit(v);
+  assert.equal(r.m.stubVector(v), 14, '#PF delivered before the NOP');
+  assert.equal(r.m.vm.mem.read64(Number(v.getRegs().rsp)), 0x6n, 'with its error code');
+  assert.equal(v.getSregs().cr2, 0xffff_8000_dead_b000n, 'and CR2');
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: 0n, high: 0n });
+});
+
+test('PendingEvent0: an exception without an error code; EventPending 0 clears it and leaves an injected NMI alone', () => {
+  const r = rig(), v = r.vcpu(0);
+  assert.equal(writeArchRegister(v, N.PendingInterruption, u64(pending(2, 2))), HvStatus.SUCCESS);
+  assert.equal(writeArchRegister(v, N.PendingEvent0, u128(event0(6))), HvStatus.SUCCESS);
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: event0(6), high: 0n });
+  assert.equal(writeArchRegister(v, N.PendingEvent0, u128(0n)), HvStatus.SUCCESS);
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: 0n, high: 0n });
+  assert.equal(v.getVcpuEvents().nmi.injected, 1, 'the NMI is still injected');
+});
+
+test('PendingEvent0 refuses other event types, reserved bits, vectors and parameters it cannot inject; PendingEvent1 takes only 0', () => {
+  const r = rig(), v = r.vcpu(0);
+  for (const [low, high] of [
+    [event0(13, 0) | (1n << 1n), 0n],   // type 1 (memory intercept)
+    [event0(13, 0) | (5n << 1n), 0n],   // type 5 (external interrupt)
+    [event0(13, 0) | (1n << 4n), 0n],   // reserved bit 4
+    [event0(13, 0) | (1n << 9n), 0n],   // reserved bit 9
+    [event0(40), 0n],                   // not an exception vector
+    [event0(13, 0), 0x1000n],           // a parameter for a #GP
+    [event0(6, 0), 0n],                 // #UD has no error code: kvm refuses it
+    [0n, 0x1000n],                      // not pending, but a parameter
+  ] as const) {
+    assert.equal(writeArchRegister(v, N.PendingEvent0, u128(low, high)), HvStatus.INVALID_REGISTER_VALUE, `0x${low.toString(16)}/0x${high.toString(16)}`);
+  }
+  assert.deepEqual(read128(r, N.PendingEvent0), { low: 0n, high: 0n });
+  assert.equal(v.getSregs().cr2, 0n, 'no refused write set CR2');
+  assert.deepEqual(read128(r, N.PendingEvent1), { low: 0n, high: 0n });
+  assert.equal(writeArchRegister(v, N.PendingEvent1, u128(0n)), HvStatus.SUCCESS);
+  assert.equal(writeArchRegister(v, N.PendingEvent1, u128(event0(13, 0))), HvStatus.INVALID_REGISTER_VALUE);
 });

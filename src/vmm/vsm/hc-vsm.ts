@@ -47,8 +47,7 @@
  * the VP's active Vcpu, where the live copy is. Architectural registers go
  * through vp-register-access.ts, the VSM registers through partition.ts,
  * the synthetic MSRs through the target Vcpu's MSR interface;
- * PendingEvent0/1 and the CR intercept registers are not built yet and
- * answer INVALID_PARAMETER.
+ * the CR intercept registers are not built yet and answer INVALID_PARAMETER.
  */
 import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../kvm/mp-state.js';
 import type { Vcpu } from '../../kvm/vcpu.js';

@@ -21,7 +21,10 @@ import {
   readCr2, readDebugRegs, readPrivateMsrs, readXcr0, writeCr2, writeDebugRegs, writePrivateMsrs, writeXcr0, type PrivateMsrs,
 } from './cpu-state-adapter.js';
 import { VsmError } from './errors.js';
-import { readInterruptState, readPendingInterruption, writeInterruptState, writePendingInterruption } from './interruption-registers.js';
+import {
+  readInterruptState, readPendingEvent0, readPendingEvent1, readPendingInterruption, writeInterruptState, writePendingEvent0, writePendingEvent1,
+  writePendingInterruption,
+} from './interruption-registers.js';
 import { registerInfo } from './register-names.js';
 import type { RegisterValue } from './register-value.js';
 import { hvSegmentFromKvm, kvmSegmentFromHv } from './segment.js';
@@ -50,7 +53,7 @@ const u64v = (value: bigint): RegisterValue => ({ kind: 'u64', value });
 export function isArchRegister(number: number): boolean {
   return number in GPRS || number in SREG_U64 || number in SEGMENTS || number in TABLES || number in MSRS || number in DEBUG
     || (number >= N.Xmm0 && number <= N.Xmm15) || number === N.Cr2 || number === N.Xfem || number === N.Tsc
-    || number === N.PendingInterruption || number === N.InterruptState;
+    || number === N.PendingInterruption || number === N.InterruptState || number === N.PendingEvent0 || number === N.PendingEvent1;
 }
 
 export function readArchRegister(vcpu: Vcpu, number: number): RegisterValue {
@@ -68,6 +71,8 @@ export function readArchRegister(vcpu: Vcpu, number: number): RegisterValue {
   if (number === N.Xfem) return u64v(readXcr0(vcpu));
   if (number === N.PendingInterruption) return u64v(readPendingInterruption(vcpu));
   if (number === N.InterruptState) return u64v(readInterruptState(vcpu));
+  if (number === N.PendingEvent0) return { kind: 'u128', ...readPendingEvent0(vcpu) };
+  if (number === N.PendingEvent1) return { kind: 'u128', ...readPendingEvent1() };
   if (number === N.Tsc) {
     const out = new Int32Array(2);
     vcpu.rdmsr(MSR_TSC, out);
@@ -94,6 +99,8 @@ export function writeArchRegister(vcpu: Vcpu, number: number, value: RegisterVal
 function write(vcpu: Vcpu, number: number, value: RegisterValue): void {
   const v = value.kind === 'u64' ? value.value : 0n;
   if (number in GPRS) { vcpu.setRegs({ ...vcpu.getRegs(), [GPRS[number]]: v }); return; }
+  if (number === N.PendingEvent0 && value.kind === 'u128') { writePendingEvent0(vcpu, value.low, value.high); return; }
+  if (number === N.PendingEvent1 && value.kind === 'u128') { writePendingEvent1(value.low, value.high); return; }
   if (value.kind === 'u128') { vcpu.setXmm(number - N.Xmm0, { low: value.low, high: value.high }); return; }
   if (number in SREG_U64) { vcpu.setSregs({ ...vcpu.getSregs(), [SREG_U64[number]]: v }); return; }
   if (value.kind === 'segment') { vcpu.setSregs({ ...vcpu.getSregs(), [SEGMENTS[number]]: kvmSegmentFromHv(value.segment) } as KvmSregs); return; }
