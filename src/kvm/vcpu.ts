@@ -11,7 +11,7 @@
 import { Cpu, CpuRunState } from '../x86/cpu.js';
 import { EventKind } from '../x86/interrupts.js';
 import { fault } from '../x86/fault.js';
-import { ACCESS_EXEC, ACCESS_WRITE, type CpuHost, type MemFaultInfo } from '../x86/host.js';
+import { ACCESS_EXEC, ACCESS_WRITE, WatchedRegister, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../x86/host.js';
 import { MSR_APIC_BASE, MSR_TSC, UD } from '../x86/regs.js';
 import { PAGE_SIZE } from '../memory/phys-memory.js';
 import { findCpuid, type CpuidEntry } from './cpuid.js';
@@ -27,6 +27,7 @@ import { getVcpuEvents, setVcpuEvents, type KvmVcpuEvents, type KvmVcpuEventsRep
 import { getMsrs, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
 import { getDebugRegs, setDebugRegs, type KvmDebugRegs } from './vcpu-debugregs.js';
 import { checkCopyState, copyState, type KvmCopyState } from './vcpu-copy.js';
+import { getRegisterAccessExits, setRegisterAccessExits, type KvmRegisterAccessExits } from './register-access-exits.js';
 import { KvmSyncRegs } from './vcpu-sync-regs.js';
 import { getFpu, getXcrs, setFpu, setXcrs, type KvmFpu, type KvmXcrs } from './vcpu-fpu.js';
 import type { Vm } from './vm.js';
@@ -52,6 +53,9 @@ const NO_BYTES = new Uint8Array(0);
 function mmioValue(size: number, lo: number, hi: number): bigint {
   return size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
 }
+
+/** The 'register-access' exit's register, by WatchedRegister. */
+const WATCHED_NAMES = ['cr0', 'cr4', 'xcr0', 'msr'] as const satisfies Record<WatchedRegister, string>;
 
 export class Vcpu implements CpuHost {
   readonly id: number;
@@ -357,6 +361,17 @@ export class Vcpu implements CpuHost {
     this.cpu.abortInstruction();
   }
 
+  /** A watched register access (register-access-exits.ts): the exit, with the instruction left undone. */
+  registerAccess(info: RegisterAccessInfo): void {
+    const register = WATCHED_NAMES[info.register]!;
+    this.exit = {
+      reason: 'register-access', register, msr: info.msr, write: info.write,
+      value: (BigInt(info.hi >>> 0) << 32n) | BigInt(info.lo >>> 0), insnLen: info.insnLength,
+    };
+    if (this.vm.trace !== null) this.trace('kvm_register_access', { register, msr: info.msr.toString(16), write: info.write });
+    this.cpu.abortInstruction();
+  }
+
   cpuid(leaf: number, subleaf: number, out: Int32Array): void {
     let e = findCpuid(this.cpuidEntries, leaf, subleaf);
     if (e === undefined) {
@@ -545,6 +560,9 @@ export class Vcpu implements CpuHost {
     if (!(dst instanceof Vcpu) || dst === this) throw new KvmError('EINVAL', 'copy-state needs another vCPU as its destination');
     copyState(this.cpu, dst.cpu, req);
   }
+  /** Our register-access exits (register-access-exits.ts): EINVAL / E2BIG / EFAULT and no change for a bad configuration. */
+  setRegisterAccessExits(cfg: KvmRegisterAccessExits): void { setRegisterAccessExits(this.cpu, cfg); }
+  getRegisterAccessExits(): KvmRegisterAccessExits { return getRegisterAccessExits(this.cpu); }
   /** KVM_GET_XCRS. */
   getXcrs(): KvmXcrs { return getXcrs(this.cpu); }
   /** KVM_SET_XCRS (EINVAL and no change for bad values). */

@@ -120,6 +120,19 @@ export class Cpu {
   intrCheck = false;
   /** Set by a handler to end the current block after the current instruction. */
   brk = false;
+  /**
+   * Register accesses the owner sees before they happen (host.registerAccess):
+   * a MOV to CR0 / LMSW / CLTS that changes a bit of cr0WriteWatch, a MOV to
+   * CR4 that changes a bit of cr4WriteWatch, XSETBV while xcr0WriteWatch, and
+   * RDMSR / WRMSR of the MSRs in msrReadWatch / msrWriteWatch (null: none).
+   * All off by default; the instructions concerned test them once.
+   */
+  cr0WriteWatch = 0;
+  cr4WriteWatch = 0;
+  xcr0WriteWatch = false;
+  msrReadWatch: ReadonlySet<number> | null = null;
+  msrWriteWatch: ReadonlySet<number> | null = null;
+
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;
   /** The block the last run() stopped after (see run()). */

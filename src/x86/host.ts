@@ -49,6 +49,28 @@ export interface MemFaultInfo {
   insnBytes: Uint8Array;
 }
 
+/** Which register a watched access (Cpu.watch*) concerns. */
+export const enum WatchedRegister { Cr0 = 0, Cr4 = 1, Xcr0 = 2, Msr = 3 }
+
+/**
+ * A register access the owner asked to see before it happens (Cpu's
+ * cr0WriteWatch, cr4WriteWatch, xcr0WriteWatch, msrReadWatch,
+ * msrWriteWatch): the instruction passed its privilege checks and nothing
+ * has changed yet. Value checks (reserved bits) come after: a write that
+ * would #GP is reported too, as VM exits take priority over those faults
+ * (SDM vol. 3, "Relative Priority of Faults and VM Exits").
+ */
+export interface RegisterAccessInfo {
+  register: WatchedRegister;
+  /** The MSR number for WatchedRegister.Msr, else 0. */
+  msr: number;
+  write: boolean;
+  /** For a write, the value being written (int32 halves); 0 for a read. */
+  lo: number;
+  hi: number;
+  insnLength: number;
+}
+
 export interface CpuHost {
   /** IN: returns the value (size 1, 2 or 4 bytes). */
   ioRead(port: number, size: number): number;
@@ -76,6 +98,13 @@ export interface CpuHost {
   rdmsr(index: number, out: Int32Array): boolean;
   /** WRMSR of an MSR the CPU does not own: false raises #GP. */
   wrmsr(index: number, lo: number, hi: number): boolean;
+
+  /**
+   * A watched register access (RegisterAccessInfo) is about to happen. Return
+   * to let it proceed; call `cpu.abortInstruction()` to leave it undone with
+   * RIP on the instruction (the owner then decides what happens to it).
+   */
+  registerAccess(info: RegisterAccessInfo): void;
 
   /** VMCALL (Intel) or VMMCALL (AMD). RIP points after the instruction when this is called. */
   hypercall(isVmmcall: boolean): void;

@@ -3,7 +3,7 @@
  * ignore writes, every page is unrestricted, CPUID is zero, foreign MSRs #GP,
  * no interrupts, TSC 0. For tools and tests; extend it and override what you need.
  */
-import { ACCESS_RWX, type CpuHost, type MemFaultInfo } from './host.js';
+import { ACCESS_RWX, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from './host.js';
 
 export class NullCpuHost implements CpuHost {
   ioRead(_port: number, size: number): number { return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff; }
@@ -15,6 +15,7 @@ export class NullCpuHost implements CpuHost {
   cpuid(_leaf: number, _subleaf: number, out: Int32Array): void { out.fill(0); }
   rdmsr(_index: number, _out: Int32Array): boolean { return false; }
   wrmsr(_index: number, _lo: number, _hi: number): boolean { return false; }
+  registerAccess(_info: RegisterAccessInfo): void {}
   hypercall(_isVmmcall: boolean): void {}
   halt(): void {}
   shutdown(_reason: string): void {}

@@ -13,6 +13,7 @@ import { getReg, readRm, setReg, writeRm } from '../operands.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../segment-cache.js';
 import { loadSystemSegment } from '../segments.js';
 import { deliverEvent, EventKind } from '../interrupts.js';
+import { WatchedRegister } from '../host.js';
 import { vpnKey } from '../tlb.js';
 import {
   AC, CF, CR4_DE, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
@@ -25,6 +26,15 @@ import {
 const out = new Int32Array(4);
 
 function requireCpl0(c: Cpu): void { if (c.cpl !== 0) faultErr(GP, 0); }
+
+/** Tells the owner about a watched register access (Cpu.cr0WriteWatch ...); it may abort the instruction. */
+function watched(c: Cpu, i: Insn, register: WatchedRegister, msr: number, write: boolean, lo: number, hi: number): void {
+  c.host.registerAccess({ register, msr, write, lo, hi, insnLength: i.len });
+}
+/** A CR0 write of `v` (before ET is forced) that changes a watched bit goes to the owner first. */
+function watchCr0(c: Cpu, i: Insn, v: number, hi: number): void {
+  if (c.cr0WriteWatch !== 0 && ((c.cr0 ^ (v | 0x10)) & c.cr0WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr0, 0, true, v, hi);
+}
 function canonical(hi: number): boolean { return ((hi << 16) >> 16) === hi; }
 
 // ---- descriptor-table registers ----
@@ -55,7 +65,9 @@ def('0F 01/6', {
     requireCpl0(c);
     const v = readRm(c, i, 2);
     // LMSW changes PE MP EM TS only and cannot clear PE.
-    writeCr0(c, (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & CR0_PE), 0);
+    const cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & CR0_PE);
+    watchCr0(c, i, cr0, 0);
+    writeCr0(c, cr0, 0);
   },
 });
 def('0F 00/0', { name: 'sldt', exec: (c, i) => writeSel(c, i, c.segSel[LDTR]) });
@@ -157,10 +169,13 @@ def('0F 22', {
     const long = c.codeSize === 64;
     const lo = c.rlo[rm], hi = long ? c.rhi[rm] : 0;
     switch (i.reg) {
-      case 0: writeCr0(c, lo, hi); break;
+      case 0: watchCr0(c, i, lo, hi); writeCr0(c, lo, hi); break;
       case 2: c.cr2Lo = lo; c.cr2Hi = hi; break;
       case 3: writeCr3(c, lo, hi); break;
-      case 4: writeCr4(c, lo, hi); break;
+      case 4:
+        if (c.cr4WriteWatch !== 0 && ((c.cr4 ^ lo) & c.cr4WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr4, 0, true, lo, hi);
+        writeCr4(c, lo, hi);
+        break;
       case 8: if (!long) fault(UD); if (hi !== 0 || (lo & ~0xf)) faultErr(GP, 0); c.host.writeCr8(lo & 0xf); break;
       default: fault(UD);
     }
@@ -190,7 +205,7 @@ def('0F 23', {
     c.drHi[d] = hi;
   },
 });
-def('0F 06', { name: 'clts', exec: (c) => { requireCpl0(c); c.cr0 &= ~CR0_TS; } });
+def('0F 06', { name: 'clts', exec: (c, i) => { requireCpl0(c); watchCr0(c, i, c.cr0 & ~CR0_TS, 0); c.cr0 &= ~CR0_TS; } });
 
 // ---- MSRs ----
 
@@ -257,18 +272,20 @@ function writeOwnMsr(c: Cpu, idx: number, lo: number, hi: number): boolean {
 
 def('0F 32', {
   name: 'rdmsr',
-  exec: (c) => {
+  exec: (c, i) => {
     requireCpl0(c);
     const idx = c.rlo[RCX] >>> 0;
+    if (c.msrReadWatch !== null && c.msrReadWatch.has(idx)) watched(c, i, WatchedRegister.Msr, idx, false, 0, 0);
     if (!readOwnMsr(c, idx) && !c.host.rdmsr(idx, out)) faultErr(GP, 0);
     c.rlo[RAX] = out[0]; c.rhi[RAX] = 0; c.rlo[RDX] = out[1]; c.rhi[RDX] = 0;
   },
 });
 def('0F 30', {
   name: 'wrmsr', end: true,
-  exec: (c) => {
+  exec: (c, i) => {
     requireCpl0(c);
     const idx = c.rlo[RCX] >>> 0, lo = c.rlo[RAX], hi = c.rlo[RDX];
+    if (c.msrWriteWatch !== null && c.msrWriteWatch.has(idx)) watched(c, i, WatchedRegister.Msr, idx, true, lo, hi);
     if (!writeOwnMsr(c, idx, lo, hi) && !c.host.wrmsr(idx, lo, hi)) faultErr(GP, 0);
   },
 });
@@ -376,10 +393,11 @@ def('NP 0F 01 D0', {
 });
 def('NP 0F 01 D1', {
   name: 'xsetbv',
-  exec: (c) => {
+  exec: (c, i) => {
     if (!(c.cr4 & CR4_OSXSAVE)) fault(UD);
     requireCpl0(c);
     const v = c.rlo[RAX];
+    if (c.xcr0WriteWatch && c.rlo[RCX] === 0) watched(c, i, WatchedRegister.Xcr0, 0, true, v, c.rlo[RDX]);
     // Supported components: x87 (bit 0, must be set) and SSE (bit 1).
     if (c.rlo[RCX] !== 0 || c.rlo[RDX] !== 0 || !(v & 1) || (v & ~3)) faultErr(GP, 0);
     c.xcr0 = v;

@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PhysMemory } from '../../../src/memory/phys-memory.js';
 import { Cpu, CpuRunState } from '../../../src/x86/cpu.js';
-import { ACCESS_RWX, type CpuHost, type MemFaultInfo } from '../../../src/x86/host.js';
+import { ACCESS_RWX, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../../../src/x86/host.js';
 import { attrFromDescHigh, baseFromDesc, limitFromDesc } from '../../../src/x86/segment-cache.js';
 import {
   CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_OSFXSR, CR4_PAE, CR4_PSE, CS, DS, EFER_LMA, EFER_LME,
@@ -151,7 +151,8 @@ export type HostEvent =
   | { kind: 'halt'; rip: bigint }
   | { kind: 'shutdown'; reason: string }
   | { kind: 'ack'; vector: number }
-  | { kind: 'cr8'; value: number };
+  | { kind: 'cr8'; value: number }
+  | { kind: 'registerAccess'; info: RegisterAccessInfo; rip: bigint };
 
 /**
  * A CpuHost that records every callback in order. Behaviour is set through the
@@ -174,6 +175,7 @@ export class RecordingHost implements CpuHost {
   onIoWrite: ((port: number, size: number, value: number) => void) | null = null;
   onMemFault: ((info: MemFaultInfo) => void) | null = null;
   onHypercall: ((isVmmcall: boolean) => void) | null = null;
+  onRegisterAccess: ((info: RegisterAccessInfo) => void) | null = null;
   cr8 = 0;
   tsc = 0n;
 
@@ -222,6 +224,10 @@ export class RecordingHost implements CpuHost {
     if (!this.msrs.has(index)) return false;
     this.msrs.set(index, [lo, hi]);
     return true;
+  }
+  registerAccess(info: RegisterAccessInfo): void {
+    this.events.push({ kind: 'registerAccess', info: { ...info }, rip: rip(this.cpu) });
+    this.onRegisterAccess?.(info);
   }
   hypercall(isVmmcall: boolean): void {
     this.events.push({ kind: 'hypercall', isVmmcall, rip: rip(this.cpu) });
