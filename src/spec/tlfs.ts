@@ -699,6 +699,14 @@ export const HvRegisterName = {
   CrInterceptIa32MiscEnableMask: 0x000e_0003,
 } as const;
 
+/** HvX64RegisterCrInterceptControl bit numbers (§3.7): each intercepts that access of the lower VTLs; 63:29 RsvdZ. */
+export const HvCrInterceptBit = {
+  Cr0Write: 0, Cr4Write: 1, Xcr0Write: 2, MiscEnableRead: 3, MiscEnableWrite: 4, LstarRead: 5, LstarWrite: 6,
+  StarRead: 7, StarWrite: 8, CstarRead: 9, CstarWrite: 10, ApicBaseRead: 11, ApicBaseWrite: 12, EferRead: 13, EferWrite: 14,
+  GdtrWrite: 15, IdtrWrite: 16, LdtrWrite: 17, TrWrite: 18, SysenterCsWrite: 19, SysenterEipWrite: 20, SysenterEspWrite: 21,
+  SfmaskWrite: 22, TscAuxWrite: 23, SgxLaunchControlWrite: 24, XssWrite: 25, SCetWrite: 26, SspWrite: 27, InterruptSspTableAddrWrite: 28,
+} as const;
+
 /** HvRegisterVsmVpStatus (§3.7): 3:0 ActiveVtl, 4 ActiveMbecEnabled, 31:16 EnabledVtlSet; the rest RsvdZ. */
 export const HvVsmVpStatus = { ActiveVtlMask: 0xfn, ActiveMbecEnabled: 1n << 4n, EnabledVtlSetShift: 16n, SetMask: 0xffffn } as const;
 /** HvRegisterVsmPartitionStatus (§3.7): 15:0 EnabledVtlSet, 19:16 MaximumVtl, 35:20 MbecEnabledVtlSet, 39:36 SssEnabledVtlSet. */
@@ -761,6 +769,12 @@ export const HvMemoryIntercept = {
 export const HvMemoryAccessInfo = {
   GvaValid: 1 << 0, GvaGpaValid: 1 << 1, HypercallOutputPending: 1 << 2, TlbLocked: 1 << 3, SupervisorShadowStack: 1 << 4,
 } as const;
+/** RegisterIntercept payload offsets (§4.6), after the 40-byte header: 0x40 bytes. */
+export const HvRegisterInterceptMessage = { Flags: 0x28, RegisterName: 0x2c, AccessInfo: 0x30, Bytes: 0x40 } as const;
+/** RegisterIntercept Flags: bit 0 IsMemoryOp (§4.6). */
+export const HV_REGISTER_INTERCEPT_IS_MEMORY_OP = 1;
+/** MsrIntercept payload offsets (§4.6), after the 40-byte header: 0x40 bytes. */
+export const HvMsrInterceptMessage = { MsrNumber: 0x28, Rdx: 0x30, Rax: 0x38, Bytes: 0x40 } as const;
 /** Instruction bytes an intercept message carries at most (§4.5). */
 export const HV_INTERCEPT_MAX_INSTRUCTION_BYTES = 16;
 

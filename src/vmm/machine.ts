@@ -43,6 +43,7 @@ import { VsmPartition } from './vsm/partition.js';
 import { handleVsmHypercall } from './vsm/hc-vsm.js';
 import { vpHasStarted } from './vsm/hc-vp.js';
 import { handleProtectionFault } from './vsm/memory-intercept.js';
+import { handleRegisterAccess } from './vsm/cr-intercept.js';
 import { enterHigherVtl, notifyLowerVtlInterrupt } from './vsm/vtl-switch.js';
 
 /** One line: which access of which page the memory attributes denied. */
@@ -331,6 +332,13 @@ export class Machine {
         if (r.kind === 'intercepted') return undefined;
         const why = r.kind === 'unreportable' ? r.why : `unhandled memory-fault exit: ${describeMemoryFault(exit)}`;
         return { kind: 'shutdown', vcpu: v.id, why, detail: describeVcpu(v) };
+      }
+      case 'register-access': {
+        // Only VSM arms these exits: a lower VTL's CR/MSR access a higher VTL intercepts (vsm/cr-intercept.ts).
+        const r = this.vsm !== null ? handleRegisterAccess(this.vsm, v, exit) : { kind: 'not-vsm' as const };
+        if (r.kind === 'intercepted') return undefined;
+        const what = exit.register === 'msr' ? `MSR 0x${exit.msr.toString(16)}` : exit.register;
+        return { kind: 'shutdown', vcpu: v.id, why: `unhandled register-access exit (${exit.write ? 'write' : 'read'} of ${what})`, detail: describeVcpu(v) };
       }
       case 'system-event':
         // Only a parked (inactive-VTL) Vcpu reports wake-ups, and the scheduler never runs one except in vcpuToRun.

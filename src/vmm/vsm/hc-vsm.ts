@@ -47,7 +47,8 @@
  * the VP's active Vcpu, where the live copy is. Architectural registers go
  * through vp-register-access.ts, the VSM registers through partition.ts,
  * the synthetic MSRs through the target Vcpu's MSR interface;
- * the CR intercept registers are not built yet and answer INVALID_PARAMETER.
+ * the CR intercept registers are VSM registers of a VTL ≥ 1 (cr-intercept.ts);
+ * a named register none of these offers answers INVALID_PARAMETER.
  */
 import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../kvm/mp-state.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
@@ -276,7 +277,7 @@ function readRegister(c: Call, vp: VsmVp, vtl: number, name: number): Uint8Array
   const vsm = c.p.readVsmRegister(name, vp, vtl, c.long);
   if (vsm !== undefined) return u64(vsm);
   const msr = syntheticMsr(name);
-  if (msr === undefined) return HvStatus.INVALID_PARAMETER; // named, but not built yet (see the file comment)
+  if (msr === undefined) return HvStatus.INVALID_PARAMETER; // named, but not offered (see the file comment)
   if (registerInfo(name)!.access === 'wo') return u64(0n); // write-only registers read as 0 (register-names.ts)
   const out = new Int32Array(2);
   if (!v.rdmsr(msr, out)) return HvStatus.INVALID_PARAMETER; // not available to this partition

@@ -22,11 +22,12 @@
 import type { VcpuExit } from '../../kvm/exits.js';
 import { KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_WRITE } from '../../kvm/exits.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
+import type { KvmRegs, KvmSregs } from '../../kvm/vcpu-regs.js';
 import { HvCacheType, HvInterceptAccessType } from '../../spec/tlfs.js';
 import { CR0_AM, CR0_PE, EFER_LMA } from '../../x86/regs.js';
 import { interruptShadow, readDebugRegs } from './cpu-state-adapter.js';
 import { VsmError, uint } from './errors.js';
-import type { MemoryInterceptContext } from './intercept-message.js';
+import type { InterceptHeaderContext, MemoryInterceptContext } from './intercept-message.js';
 import { hvSegmentFromKvm } from './segment.js';
 
 export type MemoryFaultExit = Extract<VcpuExit, { reason: 'memory-fault' }>;
@@ -54,20 +55,25 @@ export function faultGpa(exit: MemoryFaultExit): bigint {
   return BigInt(exit.exactGpa);
 }
 
-export function memoryInterceptContext(vcpu: Vcpu, exit: MemoryFaultExit, opts: InterceptContextOptions): MemoryInterceptContext {
-  if (exit?.reason !== 'memory-fault') throw new VsmError('a memory intercept needs a memory-fault exit');
-  uint(opts.vpIndex, 0xffffffff, 'VP index');
-  uint(opts.vtl, 15, 'VTL');
+/** What the 40-byte header needs beyond the Vcpu: who, which access, how long the instruction is. */
+export interface HeaderContextOptions {
+  vpIndex: number;
+  vtl: number;
+  accessType: number;
+  instructionLength: number;
+}
+
+/** The §4.4 header fields of `vcpu` now (RIP on the intercepted instruction), with the kvm state it came from. */
+export function interceptHeaderContext(vcpu: Vcpu, o: HeaderContextOptions): { header: InterceptHeaderContext; regs: KvmRegs; sregs: KvmSregs } {
+  uint(o.vpIndex, 0xffffffff, 'VP index');
+  uint(o.vtl, 15, 'VTL');
   const r = vcpu.getRegs(), s = vcpu.getSregs();
-  const accessType = accessTypeOfFault(exit.flags);
-  const execute = accessType === HvInterceptAccessType.Execute;
   const pe = (s.cr0 & BigInt(CR0_PE)) !== 0n;
-  const gvaGpaValid = (opts.lockTlb ?? false) && exit.gvaValid;
-  return {
-    vpIndex: opts.vpIndex,
-    instructionLength: execute ? 0 : exit.insnLen,
+  const header: InterceptHeaderContext = {
+    vpIndex: o.vpIndex,
+    instructionLength: o.instructionLength,
     cr8: Number(s.cr8),
-    accessType,
+    accessType: o.accessType,
     executionState: {
       cpl: pe ? s.ss.dpl : 0,
       cr0Pe: pe,
@@ -75,7 +81,7 @@ export function memoryInterceptContext(vcpu: Vcpu, exit: MemoryFaultExit, opts: 
       eferLma: (s.efer & BigInt(EFER_LMA)) !== 0n,
       debugActive: (readDebugRegs(vcpu).dr7 & 0xffn) !== 0n,
       interruptionPending: false,
-      vtl: opts.vtl,
+      vtl: o.vtl,
       enclaveMode: false,
       interruptShadow: interruptShadow(vcpu),
       virtualizationFaultActive: false,
@@ -83,6 +89,20 @@ export function memoryInterceptContext(vcpu: Vcpu, exit: MemoryFaultExit, opts: 
     cs: hvSegmentFromKvm(s.cs),
     rip: r.rip,
     rflags: r.rflags,
+  };
+  return { header, regs: r, sregs: s };
+}
+
+export function memoryInterceptContext(vcpu: Vcpu, exit: MemoryFaultExit, opts: InterceptContextOptions): MemoryInterceptContext {
+  if (exit?.reason !== 'memory-fault') throw new VsmError('a memory intercept needs a memory-fault exit');
+  const accessType = accessTypeOfFault(exit.flags);
+  const execute = accessType === HvInterceptAccessType.Execute;
+  const { header, regs: r, sregs: s } = interceptHeaderContext(vcpu, {
+    vpIndex: opts.vpIndex, vtl: opts.vtl, accessType, instructionLength: execute ? 0 : exit.insnLen,
+  });
+  const gvaGpaValid = (opts.lockTlb ?? false) && exit.gvaValid;
+  return {
+    ...header,
     cacheType: opts.cacheType ?? HvCacheType.WriteBack,
     instructionBytes: execute ? new Uint8Array(0) : exit.insnBytes.slice(0, exit.insnLen),
     memoryAccessInfo: { gvaValid: exit.gvaValid, gvaGpaValid, hypercallOutputPending: false, tlbLocked: gvaGpaValid, supervisorShadowStack: false },

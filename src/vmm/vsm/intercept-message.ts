@@ -1,8 +1,9 @@
 /**
- * Byte-exact x64 intercept messages (tlfs-vsm-facts §4.2-§4.5) built from a
+ * Byte-exact x64 intercept messages (tlfs-vsm-facts §4.2-§4.6) built from a
  * plain "faulting context": the 40-byte intercept header every x64 intercept
- * payload starts with, and the memory intercept message (GpaIntercept,
- * UnmappedGpa, UnacceptedGpa).
+ * payload starts with, the memory intercept message (GpaIntercept,
+ * UnmappedGpa, UnacceptedGpa), and the RegisterIntercept and MsrIntercept
+ * messages of the CR/MSR intercepts (cr-intercept.ts).
  *
  * Memory intercept length: the fact sheet (§4.5, from hvdef and Linux) ends
  * the message at 0x50, after InstructionBytes. The Windows header of the same
@@ -17,7 +18,7 @@
  */
 import {
   HV_INTERCEPT_MAX_INSTRUCTION_BYTES, HV_SEGMENT_ATTR_RESERVED, HvCacheType, HvExecutionState, HvInterceptAccessType,
-  HvInterceptHeader, HvMemoryAccessInfo, HvMemoryIntercept, HvMessageType, HvSegmentRegister,
+  HvInterceptHeader, HvMemoryAccessInfo, HvMemoryIntercept, HvMessageType, HvMsrInterceptMessage, HvRegisterInterceptMessage, HvSegmentRegister,
 } from '../../spec/tlfs.js';
 import type { HvMessage } from '../../kvm/hyperv/message.js';
 import { VsmError, u64, uint } from './errors.js';
@@ -174,4 +175,30 @@ export function memoryInterceptMessage(c: MemoryInterceptContext, originationId:
   const type = opts.type ?? HvMessageType.GpaIntercept;
   if (!MEMORY_MESSAGE_TYPES.includes(type)) throw new VsmError(`message type 0x${type.toString(16)} is not a memory intercept type`);
   return { type, payload: encodeMemoryIntercept(c, opts), originationId: u64(originationId, 'origination ID') };
+}
+
+/**
+ * HvMessageTypeRegisterIntercept (0x80010006, §4.6): a write of `value` to
+ * the register `registerName` (an HvRegisterName). Flags (IsMemoryOp) is 0:
+ * the exit does not say whether the source was a memory operand, which only
+ * LMSW m16 could make it. AccessInfo holds the source value in its low 8 bytes.
+ */
+export function registerInterceptMessage(h: InterceptHeaderContext, registerName: number, value: bigint, originationId: bigint): HvMessage {
+  const R = HvRegisterInterceptMessage;
+  const out = new Uint8Array(R.Bytes), dv = new DataView(out.buffer);
+  writeInterceptHeader(dv, h);
+  dv.setUint32(R.RegisterName, uint(registerName, 0xffffffff, 'register name'), true);
+  dv.setBigUint64(R.AccessInfo, u64(value, 'register value'), true);
+  return { type: HvMessageType.RegisterIntercept, payload: out, originationId: u64(originationId, 'origination ID') };
+}
+
+/** HvMessageTypeMsrIntercept (0x80010001, §4.6): an RDMSR or WRMSR (the header's access type) of `msr`, with RDX and RAX. */
+export function msrInterceptMessage(h: InterceptHeaderContext, msr: number, rdx: bigint, rax: bigint, originationId: bigint): HvMessage {
+  const M = HvMsrInterceptMessage;
+  const out = new Uint8Array(M.Bytes), dv = new DataView(out.buffer);
+  writeInterceptHeader(dv, h);
+  dv.setUint32(M.MsrNumber, uint(msr, 0xffffffff, 'MSR number'), true);
+  dv.setBigUint64(M.Rdx, u64(rdx, 'RDX'), true);
+  dv.setBigUint64(M.Rax, u64(rax, 'RAX'), true);
+  return { type: HvMessageType.MsrIntercept, payload: out, originationId: u64(originationId, 'origination ID') };
 }

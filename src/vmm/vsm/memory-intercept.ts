@@ -36,7 +36,7 @@ import { memoryInterceptMessage } from './intercept-message.js';
 import type { VsmPartition } from './partition.js';
 import { translateGva } from './translate-va.js';
 import { assistPageOf, enterHigherVtl } from './vtl-switch.js';
-import { encodeMessage } from '../../kvm/hyperv/message.js';
+import { encodeMessage, type HvMessage } from '../../kvm/hyperv/message.js';
 
 /**
  * The sender partition ID of the intercept messages (HV_MESSAGE
@@ -64,6 +64,21 @@ function cacheTypeOf(vcpu: Vcpu, exit: MemoryFaultExit): number {
   return t.code === HvTranslateGvaResult.Success ? t.cacheType : HvCacheType.WriteBack;
 }
 
+/**
+ * Step 3 for every intercept: offers `msg` on SINT0 of VTL `target`'s SynIC
+ * (`higher` is that VTL's Vcpu), or writes it into the intercept slot of its
+ * VP assist page when its VsmPartitionConfig has InterceptPage. Returns what
+ * became of it (the SynIC's offer result, 'intercept-page' or 'no-assist-page').
+ */
+export function deliverIntercept(p: VsmPartition, higher: Vcpu, target: number, msg: HvMessage): string {
+  if (p.usesInterceptPage(target)) {
+    const page = assistPageOf(higher);
+    page?.writeInterceptMessage(encodeMessage(msg));
+    return page === null ? 'no-assist-page' : 'intercept-page';
+  }
+  return higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
+}
+
 export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryFaultExit): ProtectionFaultOutcome {
   const where = p.locate(vcpu);
   if (where === undefined || (exit.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0) return { kind: 'not-vsm' };
@@ -80,15 +95,7 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   const lockTlb = exit.gvaValid && exit.origin === AccessOrigin.Guest;
   const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
   if (lockTlb) p.lockTlb(vp, target, where.vtl);
-  const msg = memoryInterceptMessage(ctx, VSM_PARTITION_ID);
-  let offer: string;
-  if (p.usesInterceptPage(target)) {
-    const page = assistPageOf(higher);
-    page?.writeInterceptMessage(encodeMessage(msg));
-    offer = page === null ? 'no-assist-page' : 'intercept-page';
-  } else {
-    offer = higher.hv?.synic.offer(HV_SYNIC_INTERCEPTION_SINT_INDEX, { build: () => msg }) ?? 'disabled';
-  }
+  const offer = deliverIntercept(p, higher, target, memoryInterceptMessage(ctx, VSM_PARTITION_ID));
   vcpu.vm.trace?.emit('vsm_gpa_intercept', vcpu.id, vcpu.nowNs(), {
     vp: vp.index, from: where.vtl, to: target, access, gpa: exit.exactGpa.toString(16), rip: ctx.rip.toString(16), offer,
   });

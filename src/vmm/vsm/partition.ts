@@ -20,6 +20,7 @@ import { PAGE_SIZE } from '../../memory/phys-memory.js';
 import { HvRegisterName as N, HvStatus, HvVsmVpSecureConfig } from '../../spec/tlfs.js';
 import { VsmError, u64, uint } from './errors.js';
 import { VtlProtections } from './protections.js';
+import { applyRegisterAccessExits, readCrInterceptRegister, writeCrInterceptRegister, type CrInterceptRegisters } from './cr-intercept.js';
 import {
   DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, decodeVina, encodeVina, codePageOffsetsFor, decodePartitionConfig,
   decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
@@ -59,6 +60,8 @@ export class VsmVp {
   readonly tlbLockHolders: number[] = [];
   /** Index = lower VTL L: how many times L's lock on this VP went from held to free (WaitForTlbLock compares it). */
   readonly tlbUnlocks: number[] = [];
+  /** Index = higher VTL: its CrInterceptControl and mask registers on this VP (cr-intercept.ts). */
+  readonly crIntercepts: (CrInterceptRegisters | undefined)[] = [];
   /** Index = VTL L: before the VP resumes L it waits for these VPs' L locks held at the WaitForTlbLock write (§3.9). */
   readonly tlbWaits: ({ vp: VsmVp; unlocks: number }[] | undefined)[] = [];
 
@@ -165,6 +168,7 @@ export class VsmPartition {
     vp.enabledVtlSet |= 1 << vtl;
     this.enabledOnAnyVp |= 1 << vtl;
     for (let lower = 0; lower < vtl; lower++) vp.vcpus[lower]?.setInitSipiBlocked(true);
+    applyRegisterAccessExits(vp); // what the VTLs above it intercept now covers this VTL too
   }
 
   /** VsmPartitionConfig.InterceptPage of VTL `vtl`: its intercept messages go to its VP assist page, not SINT0. */
@@ -198,7 +202,7 @@ export class VsmPartition {
       default: {
         const n = name - N.VsmVpSecureConfigVtl0;
         if (n >= 0 && n < 15) return vp.secureConfig.get(16 * targetVtl + n) ?? 0n;
-        return undefined;
+        return readCrInterceptRegister(vp, targetVtl, name);
       }
     }
   }
@@ -210,7 +214,8 @@ export class VsmPartition {
    * the DefaultVtlProtectionMask to every page for the lower VTLs (§3.7,
    * §3.8); TlbLocked in VsmVpSecureConfigVtlN takes or releases the
    * configuring VTL's lock on VTL N's TLB (§3.9); VsmVpWaitForTlbLock makes
-   * the VP wait before it resumes the target VTL.
+   * the VP wait before it resumes the target VTL; CrInterceptControl and its
+   * masks set what the lower VTLs' register-access exits watch (cr-intercept.ts).
    */
   writeVsmRegister(name: number, vp: VsmVp, targetVtl: number, value: bigint): number | undefined {
     u64(value, 'register value');
@@ -248,7 +253,7 @@ export class VsmPartition {
       if (value !== 0n) this.waitForTlbLocks(vp, targetVtl);
       return HvStatus.SUCCESS;
     }
-    return undefined;
+    return writeCrInterceptRegister(vp, targetVtl, name, value);
   }
 
   /**

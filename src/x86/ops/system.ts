@@ -31,9 +31,9 @@ function requireCpl0(c: Cpu): void { if (c.cpl !== 0) faultErr(GP, 0); }
 function watched(c: Cpu, i: Insn, register: WatchedRegister, msr: number, write: boolean, lo: number, hi: number): void {
   c.host.registerAccess({ register, msr, write, lo, hi, insnLength: i.len });
 }
-/** A CR0 write of `v` (before ET is forced) that changes a watched bit goes to the owner first. */
+/** A CR0 write of `v` (the operand, before ET is forced to 1) that changes a watched bit goes to the owner first. */
 function watchCr0(c: Cpu, i: Insn, v: number, hi: number): void {
-  if (c.cr0WriteWatch !== 0 && ((c.cr0 ^ (v | 0x10)) & c.cr0WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr0, 0, true, v, hi);
+  if (c.cr0WriteWatch !== 0 && ((c.cr0 ^ v) & c.cr0WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr0, 0, true, v, hi);
 }
 function canonical(hi: number): boolean { return ((hi << 16) >> 16) === hi; }
 
