@@ -86,15 +86,25 @@ u64 vsm_get_u64(const struct vsm_hvc *h, u32 name)
 	return v[0];
 }
 
+u64 vsm_set_regs(const struct vsm_hvc *h, u32 vp, u8 input_vtl, const u32 *names, const u64 *values, unsigned n)
+{
+	if (n > (PAGE_SIZE - 16) / 32)
+		abort_msg("SetVpRegisters of %u registers: the input page holds %lu", n, (PAGE_SIZE - 16) / 32);
+	vp_registers_header(h, vp, input_vtl);
+	for (unsigned i = 0; i < n; i++) {
+		/* Element (§2.15): name u32, 12 reserved bytes, 16-byte value. */
+		u64 *e = &h->in[2 + 4 * i];
+		e[0] = names[i];
+		e[1] = 0;
+		e[2] = values[i];
+		e[3] = 0;
+	}
+	return vsm_hvc_call(h, HVCALL_SET_VP_REGISTERS | HV_HYPERCALL_REP_COUNT(n));
+}
+
 unsigned vsm_set_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, u64 value)
 {
-	vp_registers_header(h, vp, input_vtl);
-	/* Element (§2.15): name u32, 12 reserved bytes, 16-byte value. */
-	h->in[2] = name;
-	h->in[3] = 0;
-	h->in[4] = value;
-	h->in[5] = 0;
-	return HV_RESULT_STATUS(vsm_hvc_call(h, HVCALL_SET_VP_REGISTERS | HV_HYPERCALL_REP_COUNT(1)));
+	return HV_RESULT_STATUS(vsm_set_regs(h, vp, input_vtl, &name, &value, 1));
 }
 
 unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl)
@@ -202,6 +212,64 @@ u64 vsm_translate_fast(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags
 u64 vsm_translate_ex(const struct vsm_hvc *h, u64 partition, u32 vp, u64 flags, u64 gva_page, struct hv_translate_ex_output *out)
 {
 	return translate_slow(h, HVCALL_TRANSLATE_VIRTUAL_ADDRESS_EX, partition, vp, flags, gva_page, out, sizeof(*out));
+}
+
+// ---------------------------------------------------------------- intercept messages
+
+_Static_assert(sizeof(struct hv_intercept_header) == HV_INTERCEPT_HEADER_BYTES, "x64 intercept header: 40 bytes (§4.4)");
+_Static_assert(sizeof(struct hv_register_intercept) == HV_REGISTER_INTERCEPT_BYTES &&
+	       __builtin_offsetof(struct hv_register_intercept, register_name) == 0x2c &&
+	       __builtin_offsetof(struct hv_register_intercept, access_info) == 0x30, "register intercept layout (§4.6)");
+_Static_assert(sizeof(struct hv_msr_intercept) == HV_MSR_INTERCEPT_BYTES && __builtin_offsetof(struct hv_msr_intercept, rdx) == 0x30,
+	       "MSR intercept layout (§4.6)");
+
+struct hv_segment vsm_gdt_segment(u16 selector)
+{
+	u64 e = gdt64[selector >> 3];
+	u32 limit = (e & 0xffff) | (((e >> 48) & 0xf) << 16);
+
+	if (e & BIT(55))
+		limit = (limit << 12) | 0xfff;
+	return (struct hv_segment){
+		.base = ((e >> 16) & 0xffffff) | (((e >> 56) & 0xff) << 24),
+		.limit = limit,
+		.selector = selector,
+		.attributes = ((e >> 40) & 0xff) | (((e >> 52) & 0xf) << 12),
+	};
+}
+
+void vsm_intercept_header(struct hv_intercept_header *h, unsigned access, unsigned insn_len, u64 rip, u64 rflags)
+{
+	u64 cr0 = read_cr0(), dr7;
+
+	asm volatile("mov %%dr7, %0" : "=r"(dr7));
+	memset(h, 0, sizeof(*h));
+	h->vp_index = hv_vp_index();
+	h->insn_length_cr8 = (insn_len & 0xf) | (read_cr8() << 4);
+	h->access_type = access;
+	h->execution_state = (read_ss() & 3) | ((cr0 & X86_CR0_PE) ? HV_EXEC_STATE_CR0_PE : 0) |
+			     ((cr0 & X86_CR0_AM) ? HV_EXEC_STATE_CR0_AM : 0) |
+			     ((rdmsr(MSR_EFER) & EFER_LMA) ? HV_EXEC_STATE_EFER_LMA : 0) |
+			     ((dr7 & 0xff) ? HV_EXEC_STATE_DEBUG_ACTIVE : 0) | HV_EXEC_STATE_VTL(0);
+	h->cs = vsm_gdt_segment(read_cs());
+	h->rip = rip;
+	h->rflags = rflags;
+}
+
+bool vsm_same_bytes(const char *what, const void *got, const void *want, unsigned bytes)
+{
+	const u64 *g = got, *w = want;
+	bool same = true;
+
+	for (unsigned i = 0; i < bytes / 8; i++) {
+		if (g[i] == w[i])
+			continue;
+		if (same)
+			printf("  %s: differs (offset: got / expected):\n", what);
+		same = false;
+		printf("  0x%03x: %016lx / %016lx\n", i * 8, g[i], w[i]);
+	}
+	return same;
 }
 
 // ---------------------------------------------------------------- VTL1's resources
@@ -557,6 +625,8 @@ u64 vsm_vtl1_dispatch(struct vsm_regs *regs);
 u64 vsm_vtl1_dispatch(struct vsm_regs *regs)
 {
 	struct vsm_vp *vp = vsm_this_vp();
+
+	vp->regs = regs;
 
 	if (!vp->ready) {
 		/* vsm_vtl1_start()'s VtlCall: its entry reason went nowhere, the assist page did not exist yet. */

@@ -32,7 +32,9 @@
  * TranslateVirtualAddress(Ex) (§2.16, §2.18, slow and XMM fast), their
  * flags and result codes (§3.8, §5.1-§5.4), and the memory intercept
  * payload (§4.4, §4.5) for tests that check protections, intercepts and
- * TLB locks (§3.9).
+ * TLB locks (§3.9); then the CrInterceptControl registers and the register
+ * and MSR intercept payloads (§3.7, §4.6), with helpers that build a
+ * message's §4.4 header from VTL0's state and compare messages.
  */
 #ifndef GUEST_VSM_H
 #define GUEST_VSM_H
@@ -192,6 +194,14 @@ struct vsm_vp {
 	/* A command's own VtlReturn: input (0 or 1), with the control area as the command left it. */
 	bool raw_return;
 	u64 raw_input;
+	/*
+	 * The shared GPRs of the current entry, as VTL0 gets them back (RAX and
+	 * RCX through the control area, the rest as VTL1 reloads them): a
+	 * command, interrupt or message handler may change them, e.g. to give
+	 * VTL0 the result of an RDMSR it emulates. SetVpRegisters cannot: these
+	 * registers are shared (§3.2) and VTL1 holds them while it runs.
+	 */
+	struct vsm_regs *regs;
 };
 
 /* Stubs in the hypercall pages (§3.6): VTL0's VtlCall, VTL1's VtlCall and VtlReturn. */
@@ -385,5 +395,103 @@ extern char vsm_vtl1_isr_stubs[];
 /* HvRegisterVsmPartitionStatus (§3.7): 15:0 EnabledVtlSet, 19:16 MaximumVtl. */
 #define HV_PARTITION_STATUS(enabled_set, maximum_vtl) ((u64)(enabled_set) | ((u64)(maximum_vtl) << 16))
 #define HV_PARTITION_STATUS_MAXIMUM_VTL(status) ((unsigned)(((status) >> 16) & 0xf))
+
+// ---------------------------------------------------------------- CR and MSR intercepts (CrInterceptControl)
+
+#define HV_REG_RAX 0x00020000
+#define HV_REG_RDX 0x00020002
+#define HV_REG_XFEM 0x00040005
+#define HV_REG_APIC_BASE 0x00080003
+#define HV_REG_SYSENTER_CS 0x00080005
+#define HV_REG_SYSENTER_EIP 0x00080006
+#define HV_REG_SYSENTER_ESP 0x00080007
+#define HV_REG_STAR 0x00080008
+#define HV_REG_LSTAR 0x00080009
+#define HV_REG_CSTAR 0x0008000a
+#define HV_REG_SFMASK 0x0008000b
+#define HV_REG_TSC_AUX 0x0008007b
+/* Per VP, one instance per VTL ≥ 1 (§3.7): what that VTL intercepts of the lower VTLs on this VP. */
+#define HV_REG_CR_INTERCEPT_CONTROL 0x000e0000
+#define HV_REG_CR_INTERCEPT_CR0_MASK 0x000e0001
+#define HV_REG_CR_INTERCEPT_CR4_MASK 0x000e0002
+#define HV_REG_CR_INTERCEPT_IA32_MISC_ENABLE_MASK 0x000e0003
+
+/* HvX64RegisterCrInterceptControl bits (§3.7). */
+#define HV_CR_INTERCEPT_CR0_WRITE BIT(0)
+#define HV_CR_INTERCEPT_CR4_WRITE BIT(1)
+#define HV_CR_INTERCEPT_XCR0_WRITE BIT(2)
+#define HV_CR_INTERCEPT_IA32_MISC_ENABLE_READ BIT(3)
+#define HV_CR_INTERCEPT_IA32_MISC_ENABLE_WRITE BIT(4)
+#define HV_CR_INTERCEPT_MSR_LSTAR_READ BIT(5)
+#define HV_CR_INTERCEPT_MSR_LSTAR_WRITE BIT(6)
+#define HV_CR_INTERCEPT_MSR_STAR_READ BIT(7)
+#define HV_CR_INTERCEPT_MSR_STAR_WRITE BIT(8)
+#define HV_CR_INTERCEPT_MSR_CSTAR_READ BIT(9)
+#define HV_CR_INTERCEPT_MSR_CSTAR_WRITE BIT(10)
+#define HV_CR_INTERCEPT_APIC_BASE_MSR_READ BIT(11)
+#define HV_CR_INTERCEPT_APIC_BASE_MSR_WRITE BIT(12)
+#define HV_CR_INTERCEPT_MSR_EFER_READ BIT(13)
+#define HV_CR_INTERCEPT_MSR_EFER_WRITE BIT(14)
+#define HV_CR_INTERCEPT_GDTR_WRITE BIT(15)
+#define HV_CR_INTERCEPT_IDTR_WRITE BIT(16)
+#define HV_CR_INTERCEPT_LDTR_WRITE BIT(17)
+#define HV_CR_INTERCEPT_TR_WRITE BIT(18)
+#define HV_CR_INTERCEPT_MSR_SYSENTER_CS_WRITE BIT(19)
+#define HV_CR_INTERCEPT_MSR_SYSENTER_EIP_WRITE BIT(20)
+#define HV_CR_INTERCEPT_MSR_SYSENTER_ESP_WRITE BIT(21)
+#define HV_CR_INTERCEPT_MSR_SFMASK_WRITE BIT(22)
+#define HV_CR_INTERCEPT_MSR_TSC_AUX_WRITE BIT(23)
+
+/* HvRegisterVsmPartitionConfig bit 12 (§3.7): intercept messages go to the VP assist page (offset 0x70), not SINT0. */
+#define HV_VSM_CONFIG_INTERCEPT_PAGE BIT(12)
+
+/* Message types (§4.3) and the payloads of §4.6 after the §4.4 header. */
+#define HV_MESSAGE_TYPE_MSR_INTERCEPT 0x80010001u
+#define HV_MESSAGE_TYPE_REGISTER_INTERCEPT 0x80010006u
+
+/* HV_X64_INTERCEPT_MESSAGE_HEADER (§4.4): the first 40 bytes of every x64 intercept payload. */
+struct hv_intercept_header {
+	u32 vp_index;
+	u8 insn_length_cr8;     /* 3:0 instruction length, 7:4 CR8 */
+	u8 access_type;
+	u16 execution_state;
+	struct hv_segment cs;
+	u64 rip, rflags;
+};
+#define HV_INTERCEPT_HEADER_BYTES 0x28
+
+/* RegisterIntercept (§4.6): a CR0 / CR4 / XCR0 write; AccessInfo holds the value written. */
+struct hv_register_intercept {
+	struct hv_intercept_header header;
+	u8 flags;               /* bit 0 IsMemoryOp */
+	u8 reserved8;
+	u16 reserved16;
+	u32 register_name;
+	u64 access_info[2];     /* for a write: the source value, then 0 */
+};
+#define HV_REGISTER_INTERCEPT_BYTES 0x40
+
+/* MsrIntercept (§4.6): RDMSR or WRMSR, with the full RDX and RAX at the instruction. */
+struct hv_msr_intercept {
+	struct hv_intercept_header header;
+	u32 msr;
+	u32 reserved;
+	u64 rdx, rax;
+};
+#define HV_MSR_INTERCEPT_BYTES 0x40
+
+/* HV_X64_SEGMENT_REGISTER of a selector of VTL0's GDT (lib/entry.S), from the descriptor as it is now. */
+struct hv_segment vsm_gdt_segment(u16 selector);
+/*
+ * The §4.4 header of an intercept of VTL0 on this VP at `rip` as VTL0's
+ * state is now: VP index, instruction length, CR8, access type, execution
+ * state (CPL, CR0.PE/AM, EFER.LMA, DR7 breakpoints, VTL 0), CS; RFLAGS as
+ * given. Reads EFER: call it before an EFER read intercept is on.
+ */
+void vsm_intercept_header(struct hv_intercept_header *h, unsigned access, unsigned insn_len, u64 rip, u64 rflags);
+/* Compares `bytes` bytes (a multiple of 8); prints the quadwords that differ (got / expected) under `what`. */
+bool vsm_same_bytes(const char *what, const void *got, const void *want, unsigned bytes);
+/* SetVpRegisters of n 64-bit registers in one rep call (n ≤ 64); returns the result value (status, reps completed). */
+u64 vsm_set_regs(const struct vsm_hvc *h, u32 vp, u8 input_vtl, const u32 *names, const u64 *values, unsigned n);
 
 #endif

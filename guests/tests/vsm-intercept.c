@@ -38,6 +38,7 @@
 #include "libguest.h"
 #include "hyperv.h"
 #include "vsm.h"
+#include "access-fn.h"
 
 enum { CMD_GET_CONFIG = VSM_CMD_USER, CMD_PROTECT, CMD_TRANSLATE };
 
@@ -52,40 +53,11 @@ enum { CMD_GET_CONFIG = VSM_CMD_USER, CMD_PROTECT, CMD_TRANSLATE };
 #define MAX_CAPTURE 4
 #define PAGE_OF(p) ((u64)(p) >> HV_PAGE_SHIFT)
 
-extern u64 gdt64[GDT_ENTRIES]; /* lib/entry.S: VTL0's GDT */
 static struct vsm_hvc vtl0_hvc;
 
 // ---------------------------------------------------------------- the faulting accesses
 
-/*
- * fc_in: the GPRs each access runs with, in the message's order (RAX, RCX,
- * RDX, RBX, RSP, RBP, RSI, RDI, R8-R15; RSP is stored by the function);
- * fc_out: the GPRs right after the access; fc_rflags: RFLAGS at it.
- */
-u64 fc_in[16], fc_out[16], fc_rflags;
-
-#define GPR_LOAD(arr) \
-	"mov " arr "+0(%rip), %rax\n" "mov " arr "+8(%rip), %rcx\n" "mov " arr "+16(%rip), %rdx\n" \
-	"mov " arr "+24(%rip), %rbx\n" "mov " arr "+40(%rip), %rbp\n" "mov " arr "+48(%rip), %rsi\n" \
-	"mov " arr "+56(%rip), %rdi\n" "mov " arr "+64(%rip), %r8\n" "mov " arr "+72(%rip), %r9\n" \
-	"mov " arr "+80(%rip), %r10\n" "mov " arr "+88(%rip), %r11\n" "mov " arr "+96(%rip), %r12\n" \
-	"mov " arr "+104(%rip), %r13\n" "mov " arr "+112(%rip), %r14\n" "mov " arr "+120(%rip), %r15\n"
-#define GPR_STORE \
-	"mov %rax, fc_out+0(%rip)\nmov %rcx, fc_out+8(%rip)\nmov %rdx, fc_out+16(%rip)\nmov %rbx, fc_out+24(%rip)\n" \
-	"mov %rsp, fc_out+32(%rip)\nmov %rbp, fc_out+40(%rip)\nmov %rsi, fc_out+48(%rip)\nmov %rdi, fc_out+56(%rip)\n" \
-	"mov %r8, fc_out+64(%rip)\nmov %r9, fc_out+72(%rip)\nmov %r10, fc_out+80(%rip)\nmov %r11, fc_out+88(%rip)\n" \
-	"mov %r12, fc_out+96(%rip)\nmov %r13, fc_out+104(%rip)\nmov %r14, fc_out+112(%rip)\nmov %r15, fc_out+120(%rip)\n"
-
-/* void name(void): every GPR from fc_in, then the instruction at name_insn (name_end follows it), then fc_out. */
-#define ACCESS_FN(name, insn)                                                                       \
-	void name(void);                                                                            \
-	extern const u8 name##_insn[], name##_end[];                                                \
-	asm(".text\n.globl " #name "\n" #name ":\n"                                                 \
-	    "push %rbx\npush %rbp\npush %r12\npush %r13\npush %r14\npush %r15\n"                    \
-	    "pushfq\npopq fc_rflags(%rip)\nmov %rsp, fc_in+32(%rip)\n" GPR_LOAD("fc_in")      \
-	    ".globl " #name "_insn\n" #name "_insn: " insn "\n.globl " #name "_end\n" #name "_end:\n" \
-	    GPR_STORE "pop %r15\npop %r14\npop %r13\npop %r12\npop %rbp\npop %rbx\nret\n")
-
+/* The access functions (lib/access-fn.h): fc_in before, fc_out after, fc_rflags at the access. */
 ACCESS_FN(access_read, "add (%rsi), %rax");   /* a data read: RAX += [RSI] */
 ACCESS_FN(access_write, "add %rdx, (%rsi)");  /* a data write (read-modify-write): [RSI] += RDX */
 ACCESS_FN(access_call, "call *%rdi");         /* an instruction fetch at RDI */
@@ -199,22 +171,6 @@ static bool result_is(u64 r, unsigned status, unsigned reps)
 	return HV_RESULT_STATUS(r) == status && HV_RESULT_REPS(r) == reps;
 }
 
-/* HV_X64_SEGMENT_REGISTER of a selector, from its GDT entry as it is now (§2.13). */
-static struct hv_segment segment_of(u16 selector)
-{
-	u64 e = gdt64[selector >> 3];
-	u32 limit = (e & 0xffff) | (((e >> 48) & 0xf) << 16);
-
-	if (e & BIT(55))
-		limit = (limit << 12) | 0xfff;
-	return (struct hv_segment){
-		.base = ((e >> 16) & 0xffffff) | (((e >> 56) & 0xff) << 24),
-		.limit = limit,
-		.selector = selector,
-		.attributes = ((e >> 40) & 0xff) | (((e >> 52) & 0xf) << 12),
-	};
-}
-
 static u64 read_dr7(void)
 {
 	u64 v;
@@ -250,7 +206,7 @@ static void expected_message(struct hv_message *m, const struct fault *f)
 			     ((cr0 & X86_CR0_AM) ? HV_EXEC_STATE_CR0_AM : 0) |
 			     ((rdmsr(MSR_EFER) & EFER_LMA) ? HV_EXEC_STATE_EFER_LMA : 0) |
 			     ((read_dr7() & 0xff) ? HV_EXEC_STATE_DEBUG_ACTIVE : 0) | HV_EXEC_STATE_VTL(0);
-	p->cs = segment_of(read_cs());
+	p->cs = vsm_gdt_segment(read_cs());
 	p->rip = f->rip;
 	p->rflags = fc_rflags;
 	p->cache_type = HV_CACHE_TYPE_WB;
@@ -260,8 +216,8 @@ static void expected_message(struct hv_message *m, const struct fault *f)
 	p->gpa = f->gpa;
 	if (f->insn_len)
 		memcpy(p->insn_bytes, f->insn, f->insn_len);
-	p->ds = segment_of(read_ds());
-	p->ss = segment_of(read_ss());
+	p->ds = vsm_gdt_segment(read_ds());
+	p->ss = vsm_gdt_segment(read_ss());
 	memcpy(p->gprs, fc_in, sizeof(p->gprs));
 	p->gprs[RSP] = fc_in[RSP] + f->rsp_delta;
 }

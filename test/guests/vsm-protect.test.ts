@@ -15,6 +15,16 @@
  *   the new mapping seen everywhere; WaitForTlbLock (§3.9).
  * - vsm-translate: TranslateVirtualAddress(Ex) results from VTL1 for VTL0
  *   and the negative statuses (§2.16, §5).
+ * - vsm-crintercept: HvX64RegisterCrInterceptControl and its masks (written
+ *   by VTL1 for itself: supported bits, refused bits with their reps,
+ *   INVALID_PARAMETER / ACCESS_DENIED from the wrong VTL), and on each VP
+ *   VTL0's CR0 / LMSW / CR4 writes changing a masked bit, XSETBV and
+ *   RDMSR/WRMSR of every MSR the control covers: one entry with reason 3
+ *   and one message per execution, RIP still on the instruction, the
+ *   RegisterIntercept / MsrIntercept compared byte for byte; VTL1 denies,
+ *   emulates or returns without handling (intercepted again); writes outside
+ *   the masks, CPL3 accesses, a cleared control and VTL1's own accesses are
+ *   not intercepted; the intercept page; per-VP registers (§3.7, §3.10, §4.6).
  *
  * Each run asserts the exact test count, no failures and no skips, plus the
  * lines that show each behaviour. (These guests found three host bugs, now
@@ -144,6 +154,88 @@ for (const smp of [1, 2]) {
 
 test('guest vsm-intercept without hv-xmm-input skips everything (exit 38)', { skip: skipOf('vsm-intercept') }, () => {
   const o = run('vsm-intercept', 1, HV.filter((f) => f !== 'hv-xmm-input' && f !== 'hv-xmm-output'));
+  assert.equal(o.status, 38, o.err);
+  assert.deepEqual(o.summary, { tests: 1, failures: 0, skipped: 1 });
+});
+
+const line = (s: string) => new RegExp(`^PASS: ${s}\\r?$`, 'm');
+
+/** The MSR bits of CrInterceptControl, each intercepted on its own (the guest's msr_cases). */
+const MSR_CASES: readonly [bit: number, op: 'RDMSR' | 'WRMSR', name: string, msr: number][] = [
+  [5, 'RDMSR', 'LSTAR', 0xc0000082], [6, 'WRMSR', 'LSTAR', 0xc0000082], [7, 'RDMSR', 'STAR', 0xc0000081], [8, 'WRMSR', 'STAR', 0xc0000081],
+  [9, 'RDMSR', 'CSTAR', 0xc0000083], [10, 'WRMSR', 'CSTAR', 0xc0000083], [11, 'RDMSR', 'APIC_BASE', 0x1b], [12, 'WRMSR', 'APIC_BASE', 0x1b],
+  [13, 'RDMSR', 'EFER', 0xc0000080], [14, 'WRMSR', 'EFER', 0xc0000080], [19, 'WRMSR', 'SYSENTER_CS', 0x174], [20, 'WRMSR', 'SYSENTER_EIP', 0x176],
+  [21, 'WRMSR', 'SYSENTER_ESP', 0x175], [22, 'WRMSR', 'SFMASK', 0xc0000084], [23, 'WRMSR', 'TSC_AUX', 0xc0000103],
+];
+
+for (const smp of [1, 2]) {
+  test(`guest vsm-crintercept (smp ${smp}): CrInterceptControl rules, byte-exact CR/XCR0/MSR intercepts, deny / emulate / re-execute`, { skip: skipOf('vsm-crintercept') }, () => {
+    const o = cached('vsm-crintercept', smp);
+    // 25 partition-wide checks (registers 21, intercept page 4) + 60 per VP; with a second VP, 9 per-VP-register checks.
+    checkRun(o, 25 + 60 * smp + (smp >= 2 ? 9 : 0));
+    for (const re of [
+      line('VTL1: CrInterceptControl, Cr0Mask, Cr4Mask, Ia32MiscEnableMask read 0 at first \\(0x0: 0x0 0x0 0x0 0x0\\)'),
+      line('VTL1: CrInterceptControl 0xf87fe7 \\(every supported bit\\) => SUCCESS \\(0x100000000\\), reads 0xf87fe7'),
+      ...[3, 4, 15, 16, 17, 18, 24, 25, 28, 29, 63].map((b) =>
+        line(`VTL1: CrInterceptControl 0x3 \\| bit ${b} => INVALID_REGISTER_VALUE, 0 reps \\(0x50\\), still reads 0x3`)),
+      line('VTL1: SetVpRegisters \\{Cr0Mask 0x10000, CrInterceptControl 0x13\\} => INVALID_REGISTER_VALUE, 1 rep \\(0x100000050\\); Cr0Mask 0x10000, CrInterceptControl 0x3'),
+      line('VTL1: Cr0Mask ~0, Cr4Mask 0x8000000000000001, Ia32MiscEnableMask 0x123456789abcdef0 => SUCCESS \\(0x400000000\\), read back .*'),
+      line('VTL1: Set/GetVpRegisters\\(CrInterceptControl\\) with target VTL0 => INVALID_PARAMETER \\(0x5, 0x5\\)'),
+      ...['CrInterceptControl', 'CrInterceptCr0Mask', 'CrInterceptCr4Mask', 'CrInterceptIa32MiscEnableMask'].map((r) =>
+        line(`VTL0: Set/GetVpRegisters\\(${r}\\) for itself => INVALID_PARAMETER \\(0x5, 0x5\\)`)),
+      line('VTL0: Set/GetVpRegisters\\(CrInterceptControl\\) of VTL1 => ACCESS_DENIED \\(0x6, 0x6\\); VTL1\'s still reads 0x0'),
+      line('VP0 MOV CR0 clearing WP with InterceptPage: 1 intercept: VTL entry with reason 3, message in the VP assist page, no SINT0 interrupt, .*'),
+      line('VP0 MOV CR0 clearing WP with InterceptPage: message 1 is the RegisterIntercept: register 0x40000, value 0x80000011 expected, byte for byte'),
+    ]) assert.match(o.out, re);
+    for (let n = 0; n < smp; n++) {
+      for (const re of [
+        line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): message 1 is the RegisterIntercept: register 0x40000, value 0x80000011 expected, byte for byte`),
+        line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): VTL1 skipped it: VTL0's CR0 0x80010011 still has WP, GPRs unchanged`),
+        line(`VP${n} MOV CR0 setting, then clearing TS \\(outside Cr0Mask WP\\): no intercepts, CR0 0x80010019 then 0x80010011`),
+        line(`VP${n} LMSW setting TS \\(Cr0Mask TS\\): message 1 is the RegisterIntercept: register 0x40000, value 0x[0-9a-f]+ expected, byte for byte`),
+        line(`VP${n} MOV CR4 setting TSD \\(Cr4Mask TSD\\): message 1 is the RegisterIntercept: register 0x40003, value 0x[0-9a-f]+ expected, byte for byte`),
+        line(`VP${n} MOV CR4 setting TSD \\(Cr4Mask TSD\\): VTL1 emulated it \\(SetVpRegisters of VTL0's Cr4\\) and skipped it: VTL0's CR4 0x[0-9a-f]+`),
+        line(`VP${n} MOV CR4 setting OSXSAVE \\(outside Cr4Mask TSD\\): no intercept, CR4 0x[0-9a-f]+`),
+        line(`VP${n} XSETBV 0x3 \\(from 0x1\\): message 1 is the RegisterIntercept: register 0x40005, value 0x3 expected, byte for byte`),
+        line(`VP${n} XSETBV 0x3 \\(from 0x1\\): VTL1 emulated it \\(SetVpRegisters of Xfem\\) and skipped it: XCR0 0x3`),
+        line(`VP${n} XSETBV 0x1: VTL1 skipped it: XCR0 still 0x3`),
+        line(`VP${n} XSETBV 0x2 \\(x87 clear: #GP without the intercept\\): VTL1 skipped it: no #GP \\(0\\), XCR0 still 0x3`),
+        line(`VP${n} XSETBV 0x1 with CrInterceptControl 0: not intercepted, XCR0 0x1`),
+        line(`VP${n} WRMSR LSTAR \\(write bit\\): message 1 is the MsrIntercept: write of MSR 0xc0000082 expected, byte for byte`),
+        line(`VP${n} WRMSR LSTAR \\(write bit\\): VTL1 skipped it: LSTAR 0x[0-9a-f]+ unchanged, GPRs unchanged`),
+        line(`VP${n} RDMSR LSTAR \\(write bit only\\): not intercepted, RDX:RAX 0x[0-9a-f]+:0x[0-9a-f]+ is LSTAR`),
+        line(`VP${n} RDMSR LSTAR \\(read bit\\): message 1 is the MsrIntercept: read of MSR 0xc0000082 expected, byte for byte`),
+        line(`VP${n} RDMSR LSTAR \\(read bit\\): VTL1 emulated it: VTL0 got RDX:RAX 0xfffff00d:0xcafe000${n} \\(VTL1's 0xfffff00dcafe000${n}, not LSTAR 0x[0-9a-f]+\\)`),
+        line(`VP${n} WRMSR LSTAR 0x800012345678 \\(non-canonical: #GP without the intercept\\): VTL1 skipped it: no #GP \\(0\\), LSTAR 0x[0-9a-f]+ unchanged`),
+        line(`VP${n} WRMSR LSTAR at CPL3 \\(write bit\\): #GP\\(0\\), no intercept \\(0\\)`),
+        line(`VP${n} MOV CR0 clearing WP at CPL3 \\(Cr0Mask WP\\): #GP\\(0\\), no intercept \\(0\\)`),
+        line(`VP${n} WRMSR EFER 0x[0-9a-f]+ \\(write bit\\): 2 intercepts: VTL entries with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} WRMSR EFER 0x[0-9a-f]+ \\(write bit\\): message 2 is the MsrIntercept: write of MSR 0xc0000080 expected, byte for byte`),
+        line(`VP${n} WRMSR EFER 0x[0-9a-f]+ \\(write bit\\): run again after VTL1 returned without handling it, then emulated \\(SetVpRegisters of VTL0's Efer\\) and skipped: EFER 0x[0-9a-f]+`),
+        line(`VP${n} RDMSR EFER \\(write bit only\\): not intercepted, RAX 0x[0-9a-f]+`),
+        ...MSR_CASES.map(([bit, op, name, msr]) =>
+          line(`VP${n} bit ${bit}: ${op} ${name}: intercepted once, the MsrIntercept: ${op === 'RDMSR' ? 'read' : 'write'} of MSR 0x${msr.toString(16)} expected byte for byte, skipped by VTL1 .*`)),
+        line(`VP${n} CrInterceptControl 0 \\(masks WP, TSD\\): MOV CR0 clearing WP \\(0x80000011\\), MOV CR4 setting TSD \\(0x[0-9a-f]+\\), WRMSR LSTAR \\(0x[0-9a-f]+\\) take effect, no intercepts`),
+        line(`VP${n} VTL1's own MOV CR0 \\(WP off and on\\), MOV CR4 \\(TSD on and off\\), WRMSR/RDMSR LSTAR and EFER: not intercepted \\(0, 0\\), took effect; VTL0's LSTAR untouched`),
+        line(`VP${n}: no intercepts outside the planned accesses \\(0\\)`),
+      ]) assert.match(o.out, re);
+    }
+    if (smp >= 2) {
+      for (const re of [
+        line('VP1 VTL1: its CrInterceptControl and masks read 0 while VP0\'s are set \\(0x0 0x0 0x0 0x0\\)'),
+        line('VP1 VTL0: MOV CR0 clearing WP and WRMSR LSTAR take effect, intercepted neither here nor on VP0'),
+        line('VP0 VTL1: its CrInterceptControl still 0x41; VP1\'s, read remotely, 0x20 \\(VP1\'s VTL1 set 0x20\\)'),
+        line('VP0 WRMSR LSTAR while VP1 has only its read bit: message 1 is the MsrIntercept: write of MSR 0xc0000082 expected, byte for byte'),
+        line('VP1 RDMSR LSTAR \\(its own read bit\\): message 1 is the MsrIntercept: read of MSR 0xc0000082 expected, byte for byte'),
+        line('VP1 RDMSR LSTAR \\(its own read bit\\): VP0\'s VTL1 not entered; VTL1 skipped it, GPRs unchanged'),
+      ]) assert.match(o.out, re);
+    }
+  });
+}
+
+test('guest vsm-crintercept without hv-vsm skips everything (exit 38)', { skip: skipOf('vsm-crintercept') }, () => {
+  const o = run('vsm-crintercept', 1, ['hv-vpindex', 'hv-synic', 'hv-vapic']);
   assert.equal(o.status, 38, o.err);
   assert.deepEqual(o.summary, { tests: 1, failures: 0, skipped: 1 });
 });

@@ -48,10 +48,10 @@ test('§3.7: the control register takes the bits we intercept and refuses the ot
   assert.equal(set(r, N.CrInterceptCr0Mask, CR0_WP), HvStatus.SUCCESS);
   assert.equal(set(r, N.CrInterceptCr4Mask, CR4_TSD | (1n << 40n)), HvStatus.SUCCESS);
   assert.equal(set(r, N.CrInterceptIa32MiscEnableMask, 0x1234n), HvStatus.SUCCESS);
-  assert.equal(r.p.readVsmRegister(N.CrInterceptCr4Mask, r.vp(), 1, true), CR4_TSD, 'CR4 bits 63:32 are reserved: dropped');
+  assert.equal(r.p.readVsmRegister(N.CrInterceptCr4Mask, r.vp(), 1, true), CR4_TSD | (1n << 40n), 'read back as written');
   assert.equal(r.p.readVsmRegister(N.CrInterceptIa32MiscEnableMask, r.vp(), 1, true), 0x1234n);
   const w = v0.getRegisterAccessExits();
-  assert.deepEqual([w.cr0Mask, w.cr4Mask, w.xcr0], [CR0_WP, CR4_TSD, true]);
+  assert.deepEqual([w.cr0Mask, w.cr4Mask, w.xcr0], [CR0_WP, CR4_TSD, true], 'kvm watches bits 31:0 (CR4 bits 63:32 are reserved)');
   assert.deepEqual([...w.msrRead].sort(), [0x1b, EFER, STAR, LSTAR, 0xc000_0083].sort());
   assert.deepEqual([...w.msrWrite].sort(), [0x1b, 0x174, 0x175, 0x176, EFER, STAR, LSTAR, 0xc000_0083, 0xc000_0084, 0xc000_0103].sort());
   assert.equal(set(r, N.CrInterceptControl, 0n), HvStatus.SUCCESS);

@@ -90,8 +90,7 @@ export function writeCrInterceptRegister(vp: VsmVp, vtl: number, name: number, v
   const f = FIELDS[name];
   if (f === undefined) return undefined;
   if (f === 'control' && (value & ~CR_INTERCEPT_SUPPORTED) !== 0n) return HvStatus.INVALID_REGISTER_VALUE;
-  // CR0 and CR4 bits 63:32 are reserved: no write can change them without a #GP, so they intercept nothing.
-  vp.crIntercepts[vtl] = { ...(vp.crIntercepts[vtl] ?? NONE), [f]: f === 'cr0Mask' || f === 'cr4Mask' ? value & 0xffff_ffffn : value };
+  vp.crIntercepts[vtl] = { ...(vp.crIntercepts[vtl] ?? NONE), [f]: value };
   applyRegisterAccessExits(vp);
   return HvStatus.SUCCESS;
 }
@@ -113,8 +112,9 @@ export function applyRegisterAccessExits(vp: VsmVp): void {
     let cr0Mask = 0n, cr4Mask = 0n, xcr0 = false;
     const msrRead = new Set<number>(), msrWrite = new Set<number>();
     for (const { regs: r } of above(vp, lower)) {
-      if (has(r.control, B.Cr0Write)) cr0Mask |= r.cr0Mask;
-      if (has(r.control, B.Cr4Write)) cr4Mask |= r.cr4Mask;
+      // CR0 and CR4 bits 63:32 are reserved (a write setting one is a #GP): kvm watches bits 31:0.
+      if (has(r.control, B.Cr0Write)) cr0Mask |= r.cr0Mask & 0xffff_ffffn;
+      if (has(r.control, B.Cr4Write)) cr4Mask |= r.cr4Mask & 0xffff_ffffn;
       if (has(r.control, B.Xcr0Write)) xcr0 = true;
       for (const e of MSR_BITS) {
         if (has(r.control, e.read)) msrRead.add(e.msr);

@@ -1,0 +1,1067 @@
+/*
+ * Control-register and MSR intercepts of VTL0 by VTL1 (tlfs-vsm-facts.md
+ * §3.7 HvX64RegisterCrInterceptControl, §3.10, §4.2-§4.6), with the VSM
+ * library (lib/vsm.h) on every VP.
+ *
+ * 1. The registers (§3.7), VTL1 for itself: CrInterceptControl and the
+ *    three masks read 0 at first; every supported bit (0-2, 5-14, 19-23)
+ *    is accepted; any other bit (3, 4, 15-18, 24-63) is
+ *    INVALID_REGISTER_VALUE with 0 reps completed and the old value kept
+ *    (in a rep call, after the elements before it were applied); the masks
+ *    take any value. Target VTL0 (from VTL1, or VTL0 for itself) is
+ *    INVALID_PARAMETER; VTL0 naming VTL1 is ACCESS_DENIED.
+ * 2. On each VP, accesses by VTL0 that VTL1 intercepts: VTL0 runs each in
+ *    an assembly function that loads every GPR with a known value right
+ *    before the labelled instruction. VTL1's SINT0 handler copies the
+ *    message, reads VTL0's RIP (still on the instruction: not retired),
+ *    then does what the test planned: nothing (VTL0 runs it again and is
+ *    intercepted again), skip it (SetVpRegisters of VTL0's RIP + the
+ *    header's InstructionLength), or emulate it first (SetVpRegisters of
+ *    VTL0's Cr4, Xfem, Efer; for an RDMSR, the RDX:RAX VTL0 gets back). The
+ *    test builds the RegisterIntercept / MsrIntercept message it expects
+ *    from VTL0's state at the instruction (§4.4 header: VP index,
+ *    instruction length, CR8, access type, execution state, CS from the
+ *    GDT, RIP, RFLAGS; §4.6 payload) and compares the 0x50 bytes of header
+ *    and payload. Covered: CR0 writes changing a Cr0Mask bit (MOV, LMSW)
+ *    or not, CR4 writes emulated, XSETBV emulated, denied and with a value
+ *    that would #GP, RDMSR/WRMSR of LSTAR (denied, emulated, non-canonical),
+ *    EFER (intercepted twice, then emulated), every MSR bit of the control
+ *    once, CPL3 accesses (#GP, no intercept), a cleared control, and VTL1's
+ *    own accesses (never intercepted).
+ * 3. The intercept page (VsmPartitionConfig.InterceptPage): the message in
+ *    the VP assist page, no SINT0 interrupt.
+ * 4. With two or more CPUs: each VP has its own registers; VP1's VTL0 is not
+ *    intercepted by VP0's control and vice versa.
+ *
+ * Run with --hv hv-vpindex,hv-synic,hv-vapic,hv-vsm at any CPU count; the
+ * counts in test/guests/vsm-crintercept.test.ts depend on it. Without VSM
+ * every check is skipped (QEMU TCG has no Hyper-V).
+ */
+#include "libguest.h"
+#include "hyperv.h"
+#include "vsm.h"
+#include "access-fn.h"
+
+enum { CMD_SET = VSM_CMD_USER, CMD_GET, CMD_TRY, CMD_OWN };
+
+#define X86_CR0_TS BIT(3)
+#define X86_CR4_TSD BIT(2)
+#define X86_CR4_OSXSAVE BIT(18)
+#define MSR_CSTAR 0xc0000083
+#define MSR_SFMASK 0xc0000084
+#define MSR_TSC_AUX 0xc0000103
+#define MSR_SYSENTER_CS 0x174
+#define MSR_SYSENTER_ESP 0x175
+#define MSR_SYSENTER_EIP 0x176
+
+/* Every bit of CrInterceptControl this VMM supports (src/vmm/vsm/cr-intercept.ts: 0-2, 5-14, 19-23). */
+#define SUPPORTED_CONTROL 0xf87fe7UL
+/* What the partition is called in intercept messages (src/vmm/vsm/memory-intercept.ts; the sheet gives no value). */
+#define ORIGINATION_ID 1
+/* Header and payload of a register or MSR intercept message: what is compared. */
+#define MESSAGE_BYTES (16 + 0x40)
+#define MAX_CAPTURE 4
+/* Upper halves WRMSR and XSETBV ignore: the message must still carry the full RDX and RAX. */
+#define HIGH_RAX 0xa5a5a5a500000000UL
+#define HIGH_RDX 0x5a5a5a5a00000000UL
+
+static struct vsm_hvc vtl0_hvc;
+
+// ---------------------------------------------------------------- the intercepted instructions
+
+/* The access functions (lib/access-fn.h): fc_in before, fc_out after, fc_rflags at the instruction. */
+ACCESS_FN(access_cr0, "mov %rax, %cr0");
+ACCESS_FN(access_cr4, "mov %rax, %cr4");
+ACCESS_FN(access_lmsw, "lmsw %ax");
+ACCESS_FN(access_xsetbv, "xsetbv");
+ACCESS_FN(access_wrmsr, "wrmsr");
+ACCESS_FN(access_rdmsr, "rdmsr");
+
+struct insn {
+	void (*fn)(void);
+	const u8 *at, *end;
+};
+#define INSN(n) { access_##n, access_##n##_insn, access_##n##_end }
+static const struct insn I_CR0 = INSN(cr0), I_CR4 = INSN(cr4), I_LMSW = INSN(lmsw), I_XSETBV = INSN(xsetbv),
+			 I_WRMSR = INSN(wrmsr), I_RDMSR = INSN(rdmsr);
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI };
+
+/* Distinct GPR values for this CPU and case; the caller sets the ones the instruction uses. */
+static void fill_gprs(unsigned tag)
+{
+	for (unsigned k = 0; k < 16; k++)
+		fc_in[k] = 0x1000000000000000UL * (k + 1) + 0x10101UL * tag + smp_id();
+}
+
+/* The GPRs after the access are those before it, except RAX and RDX when `but_rax_rdx`. */
+static bool gprs_kept(bool but_rax_rdx)
+{
+	for (unsigned k = 0; k < 16; k++)
+		if (!(but_rax_rdx && (k == RAX || k == RDX)) && fc_out[k] != fc_in[k])
+			return false;
+	return true;
+}
+
+static u64 xgetbv0(void)
+{
+	u32 lo, hi;
+
+	asm volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return lo | ((u64)hi << 32);
+}
+
+// ---------------------------------------------------------------- VTL1
+
+/* What VTL1's message handler does with an intercept of the planned access (per CPU, set by VTL0). */
+enum { ACT_SKIP, ACT_SET_REG, ACT_RDMSR };
+struct plan {
+	volatile unsigned act;
+	volatile unsigned handle_at;    /* message number (from 1) at which it acts; before it, it returns without doing anything */
+	volatile u32 reg;               /* ACT_SET_REG: VTL0's register to set to `value` first */
+	volatile u64 value;             /* ACT_RDMSR: what VTL0 gets in RDX:RAX */
+	volatile u64 resume;            /* where VTL0 must go on (the end label); 0: no access is planned */
+};
+
+/* What the handler saw, per CPU. */
+struct capture {
+	volatile u32 count;
+	struct hv_message msg[MAX_CAPTURE];
+	u64 vtl0_rip[MAX_CAPTURE];       /* VTL0's RIP (GetVpRegisters) when the message came */
+	volatile unsigned statuses;      /* OR of the statuses of its Get/SetVpRegisters calls */
+	volatile u64 bad_next;           /* RIP + InstructionLength, when that was not the end label */
+};
+
+static struct plan plans[MAX_CPUS];
+static struct capture captured[MAX_CPUS];
+static volatile u32 strays[MAX_CPUS];    /* intercepts while no access was planned */
+
+/* SINT0 or intercept-page message (in VTL1's intercept entry: no printing). */
+static void on_message(struct vsm_vp *vp, const struct hv_message *m)
+{
+	const struct hv_intercept_header *h = (const void *)m->payload;
+	struct capture *c = &captured[vp->cpu];
+	struct plan *p = &plans[vp->cpu];
+	u32 k = c->count++;
+	u64 rip[2] = { 0, 0 };
+
+	if (!p->resume) {
+		/* Nothing planned: turn this VP's intercepts off and let VTL0 run the instruction (the count shows it). */
+		strays[vp->cpu]++;
+		vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, HV_REG_CR_INTERCEPT_CONTROL, 0);
+		return;
+	}
+	c->statuses |= vsm_get_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), HV_REG_RIP, rip);
+	if (k < MAX_CAPTURE) {
+		memcpy(&c->msg[k], m, sizeof(*m));
+		c->vtl0_rip[k] = rip[0];
+	}
+	if (k + 1 < p->handle_at && k + 1 < MAX_CAPTURE)
+		return; /* VTL0 runs it again */
+	/* Skip it: RIP + InstructionLength (§4.4), or the end label if the message says otherwise (no jump into the middle of something). */
+	u64 next = h->rip + (h->insn_length_cr8 & 0xf);
+	if (next != p->resume) {
+		c->bad_next = next;
+		next = p->resume;
+	}
+	if (p->act == ACT_SET_REG) {
+		c->statuses |= vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), p->reg, p->value);
+	} else if (p->act == ACT_RDMSR) {
+		/* RAX and RDX are shared (§3.2): VTL0 gets them as VTL1 returns them. */
+		vp->regs->rax = (u32)p->value;
+		vp->regs->rdx = p->value >> 32;
+	}
+	c->statuses |= vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), HV_REG_RIP, next);
+}
+
+/* Get/SetVpRegisters from VTL1 as a request in shared memory describes it. */
+struct regs_req {
+	u32 vp;
+	u8 input_vtl;
+	unsigned n;
+	u32 names[4];
+	u64 values[4];      /* Set: the values; Get: the low 64 bits read */
+};
+
+static u64 vtl1_set(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	const struct regs_req *q = (const void *)vp->arg[0];
+
+	(void)regs;
+	return vsm_set_regs(&vp->hvc, q->vp, q->input_vtl, q->names, q->values, q->n);
+}
+
+static u64 vtl1_get(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	struct regs_req *q = (void *)vp->arg[0];
+	u64 v[8];
+
+	(void)regs;
+	memset(v, 0, sizeof(v));
+	unsigned s = vsm_get_regs(&vp->hvc, q->vp, q->input_vtl, q->names, q->n, v);
+	for (unsigned i = 0; i < q->n; i++)
+		q->values[i] = v[2 * i];
+	return s;
+}
+
+/* CMD_TRY (arg0 = register, arg1 = base, arg2 = value): set base, set value, read it, set base again. */
+static struct { u64 got; unsigned base_status, read_status; } tried[MAX_CPUS];
+
+static u64 vtl1_try(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	u32 name = vp->arg[0];
+	u64 value = vp->arg[2], v[2] = { 0, 0 };
+
+	(void)regs;
+	tried[vp->cpu].base_status = vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, name, vp->arg[1]);
+	u64 r = vsm_set_regs(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, &name, &value, 1);
+	tried[vp->cpu].read_status = vsm_get_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, name, v);
+	tried[vp->cpu].got = v[0];
+	tried[vp->cpu].base_status |= vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, name, vp->arg[1]);
+	return r;
+}
+
+/* CMD_OWN: VTL1 changes its own CR0.WP, CR4.TSD, LSTAR and EFER and puts them back (arg0 = an LSTAR value). */
+static struct { u64 cr0, cr4, lstar, efer; } own[MAX_CPUS];
+
+static u64 vtl1_own(struct vsm_vp *vp, struct vsm_regs *regs)
+{
+	u64 cr0 = read_cr0(), cr4 = read_cr4(), lstar = rdmsr(MSR_LSTAR), efer = rdmsr(MSR_EFER);
+
+	(void)regs;
+	write_cr0(cr0 & ~X86_CR0_WP);
+	own[vp->cpu].cr0 = read_cr0();
+	write_cr0(cr0);
+	write_cr4(cr4 | X86_CR4_TSD);
+	own[vp->cpu].cr4 = read_cr4();
+	write_cr4(cr4);
+	wrmsr(MSR_LSTAR, vp->arg[0]);
+	own[vp->cpu].lstar = rdmsr(MSR_LSTAR);
+	wrmsr(MSR_LSTAR, lstar);
+	wrmsr(MSR_EFER, efer ^ EFER_SCE);
+	own[vp->cpu].efer = rdmsr(MSR_EFER) ^ efer;
+	wrmsr(MSR_EFER, efer);
+	return (read_cr0() == cr0 && read_cr4() == cr4 && rdmsr(MSR_LSTAR) == lstar && rdmsr(MSR_EFER) == efer) ? 0 : 1;
+}
+
+// ---------------------------------------------------------------- VTL0 helpers
+
+static bool result_is(u64 r, unsigned status, unsigned reps)
+{
+	return HV_RESULT_STATUS(r) == status && HV_RESULT_REPS(r) == reps;
+}
+
+/* SetVpRegisters from VTL1 of n registers of VP `vp` (HV_VP_INDEX_SELF: its own); returns the result value. */
+static u64 vtl1_set_regs(u32 vp, u8 input_vtl, unsigned n, const u32 *names, const u64 *values)
+{
+	struct regs_req q = { .vp = vp, .input_vtl = input_vtl, .n = n };
+
+	memcpy(q.names, names, 4 * n);
+	memcpy(q.values, values, 8 * n);
+	return vsm_call(CMD_SET, (u64)&q, 0, 0);
+}
+
+/* GetVpRegisters from VTL1; the values' low 64 bits into values[]. Returns the status. */
+static unsigned vtl1_get_regs(u32 vp, u8 input_vtl, unsigned n, const u32 *names, u64 *values)
+{
+	struct regs_req q = { .vp = vp, .input_vtl = input_vtl, .n = n };
+
+	memcpy(q.names, names, 4 * n);
+	unsigned s = vsm_call(CMD_GET, (u64)&q, 0, 0);
+	memcpy(values, q.values, 8 * n);
+	return s;
+}
+
+static const u32 CR_REGS[4] = { HV_REG_CR_INTERCEPT_CONTROL, HV_REG_CR_INTERCEPT_CR0_MASK, HV_REG_CR_INTERCEPT_CR4_MASK,
+				HV_REG_CR_INTERCEPT_IA32_MISC_ENABLE_MASK };
+
+/* VTL1 of this VP: Cr0Mask, Cr4Mask, then CrInterceptControl, in one call. Reports only a failure. */
+static void configure(u64 control, u64 cr0_mask, u64 cr4_mask)
+{
+	static const u32 names[3] = { HV_REG_CR_INTERCEPT_CR0_MASK, HV_REG_CR_INTERCEPT_CR4_MASK, HV_REG_CR_INTERCEPT_CONTROL };
+	u64 values[3] = { cr0_mask, cr4_mask, control };
+	u64 r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 3, names, values);
+
+	if (!result_is(r, HV_STATUS_SUCCESS, 3))
+		report(false, "VP%u VTL1: SetVpRegisters(Cr0Mask 0x%lx, Cr4Mask 0x%lx, CrInterceptControl 0x%lx) => 0x%lx", hv_vp_index(),
+		       cr0_mask, cr4_mask, control, r);
+}
+
+/* One planned access and what came of it on this VP. */
+struct outcome {
+	u64 entries, messages, irqs;    /* intercept entries, messages handled, VTL1 interrupts during it */
+	u32 reason;                     /* the last entry's reason */
+	bool faulted;
+	struct ex_info ex;
+};
+
+static void call_insn(void *arg)
+{
+	((const struct insn *)arg)->fn();
+}
+
+/* Runs the access (fc_in set) with VTL1's handler planned as given; a fault is caught, not fatal. */
+static struct outcome run(const struct insn *in, unsigned act, unsigned handle_at, u32 reg, u64 value)
+{
+	struct vsm_vp *vp = vsm_this_vp();
+	struct capture *c = &captured[smp_id()];
+	struct plan *p = &plans[smp_id()];
+	u64 e = vp->entries[HV_VTL_ENTRY_INTERCEPT], m = vp->messages, i = vp->irqs;
+	struct outcome o;
+
+	memset(c, 0, sizeof(*c));
+	p->act = act;
+	p->handle_at = handle_at;
+	p->reg = reg;
+	p->value = value;
+	p->resume = (u64)in->end;
+	o.faulted = expect_exception(call_insn, (void *)in, &o.ex);
+	p->resume = 0;
+	o.entries = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e;
+	o.messages = vp->messages - m;
+	o.irqs = vp->irqs - i;
+	o.reason = vp->last_reason;
+	return o;
+}
+
+static struct outcome run_plain(const struct insn *in)
+{
+	return run(in, ACT_SKIP, 1, 0, 0);
+}
+
+static bool not_intercepted(const struct outcome *o)
+{
+	return o->entries == 0 && o->messages == 0 && captured[smp_id()].count == 0 && !o->faulted;
+}
+
+static void expect_register(struct hv_message *m, const struct insn *in, u32 reg, u64 value)
+{
+	struct hv_register_intercept *p = (void *)m->payload;
+
+	memset(m, 0, sizeof(*m));
+	m->type = HV_MESSAGE_TYPE_REGISTER_INTERCEPT;
+	m->payload_size = HV_REGISTER_INTERCEPT_BYTES;
+	m->origin = ORIGINATION_ID;
+	vsm_intercept_header(&p->header, HV_INTERCEPT_ACCESS_WRITE, in->end - in->at, (u64)in->at, 0);
+	p->register_name = reg;
+	p->access_info[0] = value;
+}
+
+/* The MsrIntercept for RDMSR/WRMSR (fc_in set: ECX the MSR, the full RDX and RAX). */
+static void expect_msr(struct hv_message *m, const struct insn *in)
+{
+	struct hv_msr_intercept *p = (void *)m->payload;
+
+	memset(m, 0, sizeof(*m));
+	m->type = HV_MESSAGE_TYPE_MSR_INTERCEPT;
+	m->payload_size = HV_MSR_INTERCEPT_BYTES;
+	m->origin = ORIGINATION_ID;
+	vsm_intercept_header(&p->header, in == &I_WRMSR ? HV_INTERCEPT_ACCESS_WRITE : HV_INTERCEPT_ACCESS_READ, in->end - in->at,
+			     (u64)in->at, 0);
+	p->msr = (u32)fc_in[RCX];
+	p->rdx = fc_in[RDX];
+	p->rax = fc_in[RAX];
+}
+
+/* RFLAGS at the instruction: known once the access ran. */
+static void set_rflags(struct hv_message *m)
+{
+	((struct hv_intercept_header *)(void *)m->payload)->rflags = fc_rflags;
+}
+
+static void describe(char *buf, unsigned size, const struct hv_message *m)
+{
+	if (m->type == HV_MESSAGE_TYPE_REGISTER_INTERCEPT) {
+		const struct hv_register_intercept *p = (const void *)m->payload;
+		snprintf(buf, size, "RegisterIntercept: register 0x%x, value 0x%lx", p->register_name, p->access_info[0]);
+	} else {
+		const struct hv_msr_intercept *p = (const void *)m->payload;
+		snprintf(buf, size, "MsrIntercept: %s of MSR 0x%x", p->header.access_type ? "write" : "read", p->msr);
+	}
+}
+
+/* n intercepts, each an entry with reason 3 and a message (SINT0 interrupt, or the intercept page), VTL0's RIP on the instruction. */
+static bool intercepted(const struct outcome *o, const struct insn *in, unsigned n, bool page)
+{
+	const struct capture *c = &captured[smp_id()];
+	bool rips = true;
+
+	for (unsigned k = 0; k < n && k < MAX_CAPTURE; k++)
+		rips &= c->vtl0_rip[k] == (u64)in->at;
+	return o->entries == n && o->reason == HV_VTL_ENTRY_INTERCEPT && o->messages == n && c->count == n &&
+	       o->irqs == (page ? 0 : n) && rips && !o->faulted && c->statuses == 0 && c->bad_next == 0;
+}
+
+/* The first line: counts and RIP (with what was seen). */
+static void report_intercepts(const char *who, const struct outcome *o, const struct insn *in, unsigned n, bool page)
+{
+	const struct capture *c = &captured[smp_id()];
+
+	report(intercepted(o, in, n, page),
+	       "%s: %u intercept%s: VTL entr%s with reason 3, %s, VTL0's RIP still on the instruction (entries %lu, messages %lu, "
+	       "interrupts %lu, fault %u, statuses 0x%x, RIP+length 0x%lx)",
+	       who, n, n == 1 ? "" : "s", n == 1 ? "y" : "ies", page ? "message in the VP assist page, no SINT0 interrupt" : "SINT0 message and interrupt",
+	       o->entries, o->messages, o->irqs, o->faulted ? o->ex.vector : 0, c->statuses, c->bad_next);
+}
+
+/* The counts line, then each of the n messages against want, byte for byte (1 + n lines). */
+static void check_intercepts(const char *who, const struct outcome *o, const struct insn *in, const struct hv_message *want, unsigned n, bool page)
+{
+	const struct capture *c = &captured[smp_id()];
+	char what[96];
+
+	report_intercepts(who, o, in, n, page);
+	describe(what, sizeof(what), want);
+	for (unsigned k = 0; k < n && k < MAX_CAPTURE; k++)
+		report(vsm_same_bytes(who, &c->msg[k], want, MESSAGE_BYTES), "%s: message %u is the %s expected, byte for byte", who, k + 1, what);
+}
+
+static void restore_cr0(u64 cr0)
+{
+	if (read_cr0() != cr0)
+		write_cr0(cr0);
+}
+
+static void restore_cr4(u64 cr4)
+{
+	if (read_cr4() != cr4)
+		write_cr4(cr4);
+}
+
+// ---------------------------------------------------------------- 1. the registers
+
+static void registers(void)
+{
+	u64 v[4], r;
+	unsigned s;
+
+	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 4, CR_REGS, v);
+	report(s == HV_STATUS_SUCCESS && !v[0] && !v[1] && !v[2] && !v[3],
+	       "VTL1: CrInterceptControl, Cr0Mask, Cr4Mask, Ia32MiscEnableMask read 0 at first (0x%x: 0x%lx 0x%lx 0x%lx 0x%lx)", s, v[0], v[1],
+	       v[2], v[3]);
+
+	/* Set, read back and cleared again in one VTL1 visit: VTL0 never runs with all of them on. */
+	r = vsm_call(CMD_TRY, HV_REG_CR_INTERCEPT_CONTROL, 0, SUPPORTED_CONTROL);
+	report(result_is(r, HV_STATUS_SUCCESS, 1) && tried[0].got == SUPPORTED_CONTROL && !tried[0].base_status && !tried[0].read_status,
+	       "VTL1: CrInterceptControl 0x%lx (every supported bit) => SUCCESS (0x%lx), reads 0x%lx", SUPPORTED_CONTROL, r, tried[0].got);
+
+	/* Refused bits, from a base of CR0 and CR4 writes with masks 0 (which intercept nothing). */
+	static const unsigned bad[] = { 3, 4, 15, 16, 17, 18, 24, 25, 28, 29, 63 };
+	const u64 base = HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_CR4_WRITE;
+	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+		r = vsm_call(CMD_TRY, HV_REG_CR_INTERCEPT_CONTROL, base, base | BIT(bad[i]));
+		report(result_is(r, HV_STATUS_INVALID_REGISTER_VALUE, 0) && tried[0].got == base && !tried[0].base_status && !tried[0].read_status,
+		       "VTL1: CrInterceptControl 0x%lx | bit %u => INVALID_REGISTER_VALUE, 0 reps (0x%lx), still reads 0x%lx", base, bad[i], r,
+		       tried[0].got);
+	}
+
+	/* A rep call: element 0 applies, element 1 is refused. */
+	static const u32 pair[2] = { HV_REG_CR_INTERCEPT_CR0_MASK, HV_REG_CR_INTERCEPT_CONTROL };
+	u64 pv[2] = { X86_CR0_WP, base | BIT(4) };
+	r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 2, pair, pv);
+	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 2, pair, v);
+	report(result_is(r, HV_STATUS_INVALID_REGISTER_VALUE, 1) && s == HV_STATUS_SUCCESS && v[0] == X86_CR0_WP && v[1] == base,
+	       "VTL1: SetVpRegisters {Cr0Mask 0x10000, CrInterceptControl 0x%lx} => INVALID_REGISTER_VALUE, 1 rep (0x%lx); Cr0Mask 0x%lx, "
+	       "CrInterceptControl 0x%lx", base | BIT(4), r, v[0], v[1]);
+
+	/* The masks take any value. */
+	u64 masks[4] = { 0, ~0UL, 0x8000000000000001UL, 0x123456789abcdef0UL };
+	r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 4, CR_REGS, masks);
+	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 4, CR_REGS, v);
+	/* The registers keep what was written; CR0/CR4 bits 63:32 (RsvdZ) in a mask simply never match a change. */
+	report(result_is(r, HV_STATUS_SUCCESS, 4) && s == HV_STATUS_SUCCESS && !v[0] && v[1] == masks[1] && v[2] == masks[2] && v[3] == masks[3],
+	       "VTL1: Cr0Mask ~0, Cr4Mask 0x8000000000000001, Ia32MiscEnableMask 0x123456789abcdef0 => SUCCESS (0x%lx), read back "
+	       "exactly: 0x%lx 0x%lx 0x%lx", r, v[1], v[2], v[3]);
+	u64 zero[4] = { 0, 0, 0, 0 };
+	r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 4, CR_REGS, zero);
+	if (!result_is(r, HV_STATUS_SUCCESS, 4))
+		report(false, "VTL1: clearing the four registers => 0x%lx", r);
+
+	/* Target VTL0: the registers exist only for VTL1 and up. */
+	u64 one = HV_CR_INTERCEPT_CR0_WRITE;
+	r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL(0), 1, CR_REGS, &one);
+	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL(0), 1, CR_REGS, v);
+	report(HV_RESULT_STATUS(r) == HV_STATUS_INVALID_PARAMETER && s == HV_STATUS_INVALID_PARAMETER,
+	       "VTL1: Set/GetVpRegisters(CrInterceptControl) with target VTL0 => INVALID_PARAMETER (0x%lx, 0x%x)", r, s);
+	static const char *const names[4] = { "CrInterceptControl", "CrInterceptCr0Mask", "CrInterceptCr4Mask", "CrInterceptIa32MiscEnableMask" };
+	for (unsigned i = 0; i < 4; i++) {
+		unsigned ss = vsm_set_reg(&vtl0_hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, CR_REGS[i], 1);
+		unsigned gs = vsm_get_reg(&vtl0_hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, CR_REGS[i], NULL);
+		report(ss == HV_STATUS_INVALID_PARAMETER && gs == HV_STATUS_INVALID_PARAMETER,
+		       "VTL0: Set/GetVpRegisters(%s) for itself => INVALID_PARAMETER (0x%x, 0x%x)", names[i], ss, gs);
+	}
+	unsigned ss = vsm_set_reg(&vtl0_hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(1), HV_REG_CR_INTERCEPT_CONTROL, HV_CR_INTERCEPT_CR0_WRITE);
+	unsigned gs = vsm_get_reg(&vtl0_hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(1), HV_REG_CR_INTERCEPT_CONTROL, NULL);
+	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 1, CR_REGS, v);
+	report(ss == HV_STATUS_ACCESS_DENIED && gs == HV_STATUS_ACCESS_DENIED && s == HV_STATUS_SUCCESS && v[0] == 0,
+	       "VTL0: Set/GetVpRegisters(CrInterceptControl) of VTL1 => ACCESS_DENIED (0x%x, 0x%x); VTL1's still reads 0x%lx", ss, gs, v[0]);
+}
+
+// ---------------------------------------------------------------- 2. intercepts on each VP
+
+#define WHO(buf, fmt, ...) snprintf(buf, sizeof(buf), "VP%u " fmt, hv_vp_index(), ##__VA_ARGS__)
+
+/* MOV to CR0 clearing WP with Cr0Mask WP: intercepted, denied (VTL1 skips it). */
+static void cr0_denied(void)
+{
+	u64 cr0 = read_cr0();
+	struct hv_message want;
+	char who[80];
+
+	WHO(who, "MOV CR0 clearing WP (Cr0Mask WP)");
+	fill_gprs(1);
+	fc_in[RAX] = cr0 & ~X86_CR0_WP;
+	expect_register(&want, &I_CR0, HV_REG_CR0, fc_in[RAX]);
+	configure(HV_CR_INTERCEPT_CR0_WRITE, X86_CR0_WP, 0);
+	struct outcome o = run_plain(&I_CR0);
+	u64 now = read_cr0();
+	configure(0, 0, 0);
+	restore_cr0(cr0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_CR0, &want, 1, false);
+	report(now == cr0 && gprs_kept(false), "%s: VTL1 skipped it: VTL0's CR0 0x%lx still has WP, GPRs unchanged", who, now);
+}
+
+/* CR0 writes that change only TS, outside the mask: not intercepted, they take effect. */
+static void cr0_outside_mask(void)
+{
+	u64 cr0 = read_cr0() & ~X86_CR0_TS;
+	char who[80];
+
+	WHO(who, "MOV CR0 setting, then clearing TS (outside Cr0Mask WP)");
+	configure(HV_CR_INTERCEPT_CR0_WRITE, X86_CR0_WP, 0);
+	fill_gprs(2);
+	fc_in[RAX] = cr0 | X86_CR0_TS;
+	struct outcome o1 = run_plain(&I_CR0);
+	bool n1 = not_intercepted(&o1);
+	u64 v1 = read_cr0();
+	fc_in[RAX] = cr0;
+	struct outcome o2 = run_plain(&I_CR0);
+	bool n2 = not_intercepted(&o2);
+	u64 v2 = read_cr0();
+	configure(0, 0, 0);
+	restore_cr0(cr0);
+	report(n1 && n2 && v1 == (cr0 | X86_CR0_TS) && v2 == cr0, "%s: no intercepts, CR0 0x%lx then 0x%lx", who, v1, v2);
+}
+
+/*
+ * LMSW setting TS with Cr0Mask TS: intercepted like a MOV to CR0, denied.
+ * The message's value is the CR0 the LMSW would make (its source only
+ * supplies bits 3:0).
+ */
+static void lmsw_denied(void)
+{
+	u64 cr0 = read_cr0() & ~X86_CR0_TS;
+	struct hv_message want;
+	char who[80], what[96];
+
+	write_cr0(cr0);
+	WHO(who, "LMSW setting TS (Cr0Mask TS)");
+	fill_gprs(3);
+	fc_in[RAX] = (fc_in[RAX] & ~0xffffUL) | (cr0 & 0xf) | X86_CR0_TS;
+	expect_register(&want, &I_LMSW, HV_REG_CR0, cr0 | X86_CR0_TS);
+	configure(HV_CR_INTERCEPT_CR0_WRITE, X86_CR0_TS, 0);
+	struct outcome o = run_plain(&I_LMSW);
+	u64 now = read_cr0();
+	configure(0, 0, 0);
+	restore_cr0(cr0);
+	set_rflags(&want);
+	report_intercepts(who, &o, &I_LMSW, 1, false);
+	const struct hv_message *got = &captured[smp_id()].msg[0];
+	describe(what, sizeof(what), &want);
+	report(vsm_same_bytes(who, got, &want, MESSAGE_BYTES), "%s: message 1 is the %s expected, byte for byte", who, what);
+	report(now == cr0 && gprs_kept(false), "%s: VTL1 skipped it: VTL0's CR0 0x%lx, TS still clear, GPRs unchanged", who, now);
+}
+
+/* MOV to CR4 toggling TSD with Cr4Mask TSD: VTL1 emulates it (SetVpRegisters of VTL0's Cr4) and skips it; OSXSAVE is outside the mask. */
+static void cr4_emulated(void)
+{
+	u64 cr4 = read_cr4() & ~X86_CR4_TSD;
+	struct hv_message want;
+	char who[80];
+
+	configure(HV_CR_INTERCEPT_CR4_WRITE, 0, X86_CR4_TSD);
+	for (unsigned set = 1; set <= 2; set++) {
+		u64 value = set == 1 ? cr4 | X86_CR4_TSD : cr4;
+
+		WHO(who, "MOV CR4 %s TSD (Cr4Mask TSD)", set == 1 ? "setting" : "clearing");
+		fill_gprs(3 + set);
+		fc_in[RAX] = value;
+		expect_register(&want, &I_CR4, HV_REG_CR4, value);
+		struct outcome o = run(&I_CR4, ACT_SET_REG, 1, HV_REG_CR4, value);
+		u64 now = read_cr4();
+		set_rflags(&want);
+		check_intercepts(who, &o, &I_CR4, &want, 1, false);
+		report(now == value && gprs_kept(false), "%s: VTL1 emulated it (SetVpRegisters of VTL0's Cr4) and skipped it: VTL0's CR4 0x%lx",
+		       who, now);
+	}
+	WHO(who, "MOV CR4 setting OSXSAVE (outside Cr4Mask TSD)");
+	fill_gprs(6);
+	fc_in[RAX] = cr4 | X86_CR4_OSXSAVE;
+	struct outcome o = run_plain(&I_CR4);
+	bool none = not_intercepted(&o);
+	u64 now = read_cr4();
+	configure(0, 0, 0);
+	restore_cr4(cr4 | X86_CR4_OSXSAVE); /* XSETBV needs it; xsetbv_intercepts() clears it */
+	report(none && now == (cr4 | X86_CR4_OSXSAVE), "%s: no intercept, CR4 0x%lx", who, now);
+}
+
+/* XSETBV: emulated (SetVpRegisters of Xfem), denied, and with a value that would #GP; then not intercepted with the control cleared. */
+static void xsetbv_intercepts(void)
+{
+	u64 cr4 = read_cr4();
+	struct hv_message want;
+	char who[80];
+
+	if (!(cr4 & X86_CR4_OSXSAVE)) {
+		report(false, "VP%u: CR4.OSXSAVE is not set (CR4 0x%lx): XSETBV cannot be tested", hv_vp_index(), cr4);
+		return;
+	}
+	u64 xcr0 = xgetbv0();
+	configure(HV_CR_INTERCEPT_XCR0_WRITE, 0, 0);
+
+	WHO(who, "XSETBV 0x3 (from 0x%lx)", xcr0);
+	fill_gprs(7);
+	fc_in[RCX] = 0;
+	fc_in[RAX] = 3;
+	fc_in[RDX] = 0;
+	expect_register(&want, &I_XSETBV, HV_REG_XFEM, 3);
+	struct outcome o = run(&I_XSETBV, ACT_SET_REG, 1, HV_REG_XFEM, 3);
+	u64 now = xgetbv0();
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_XSETBV, &want, 1, false);
+	report(now == 3 && gprs_kept(false), "%s: VTL1 emulated it (SetVpRegisters of Xfem) and skipped it: XCR0 0x%lx", who, now);
+
+	WHO(who, "XSETBV 0x%lx", xcr0);
+	fill_gprs(8);
+	fc_in[RCX] = 0;
+	fc_in[RAX] = xcr0;
+	fc_in[RDX] = 0;
+	expect_register(&want, &I_XSETBV, HV_REG_XFEM, xcr0);
+	o = run_plain(&I_XSETBV);
+	now = xgetbv0();
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_XSETBV, &want, 1, false);
+	report(now == 3 && gprs_kept(false), "%s: VTL1 skipped it: XCR0 still 0x%lx", who, now);
+
+	/* x87 clear: XSETBV would #GP; the intercept comes first. EDX:EAX is the value, the upper halves are ignored. */
+	WHO(who, "XSETBV 0x2 (x87 clear: #GP without the intercept)");
+	fill_gprs(9);
+	fc_in[RCX] = 0;
+	fc_in[RAX] = HIGH_RAX | 2;
+	fc_in[RDX] = HIGH_RDX;
+	expect_register(&want, &I_XSETBV, HV_REG_XFEM, 2);
+	o = run_plain(&I_XSETBV);
+	now = xgetbv0();
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_XSETBV, &want, 1, false);
+	report(!o.faulted && now == 3 && gprs_kept(false), "%s: VTL1 skipped it: no #GP (%u), XCR0 still 0x%lx", who,
+	       o.faulted ? o.ex.vector : 0, now);
+
+	configure(0, 0, 0);
+	WHO(who, "XSETBV 0x%lx with CrInterceptControl 0", xcr0);
+	fill_gprs(10);
+	fc_in[RCX] = 0;
+	fc_in[RAX] = xcr0;
+	fc_in[RDX] = 0;
+	o = run_plain(&I_XSETBV);
+	bool none = not_intercepted(&o);
+	now = xgetbv0();
+	report(none && now == xcr0, "%s: not intercepted, XCR0 0x%lx", who, now);
+	restore_cr4(cr4 & ~X86_CR4_OSXSAVE);
+}
+
+static void set_msr_gprs(unsigned tag, u32 msr, u64 value)
+{
+	fill_gprs(tag);
+	fc_in[RCX] = msr;
+	fc_in[RAX] = HIGH_RAX | (u32)value;
+	fc_in[RDX] = HIGH_RDX | (value >> 32);
+}
+
+static void lstar_intercepts(void)
+{
+	u64 lstar = rdmsr(MSR_LSTAR), value = lstar ^ (0xa0b000UL + 0x10 * smp_id()), emulated = 0xfffff00dcafe0000UL | smp_id();
+	struct hv_message want;
+	char who[80];
+
+	configure(HV_CR_INTERCEPT_MSR_LSTAR_WRITE, 0, 0);
+	WHO(who, "WRMSR LSTAR (write bit)");
+	set_msr_gprs(11, MSR_LSTAR, value);
+	expect_msr(&want, &I_WRMSR);
+	struct outcome o = run_plain(&I_WRMSR);
+	u64 now = rdmsr(MSR_LSTAR);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_WRMSR, &want, 1, false);
+	report(now == lstar && gprs_kept(false), "%s: VTL1 skipped it: LSTAR 0x%lx unchanged, GPRs unchanged", who, now);
+
+	WHO(who, "RDMSR LSTAR (write bit only)");
+	fill_gprs(12);
+	fc_in[RCX] = MSR_LSTAR;
+	o = run_plain(&I_RDMSR);
+	report(not_intercepted(&o) && fc_out[RAX] == (u32)lstar && fc_out[RDX] == lstar >> 32 && gprs_kept(true),
+	       "%s: not intercepted, RDX:RAX 0x%lx:0x%lx is LSTAR", who, fc_out[RDX], fc_out[RAX]);
+
+	configure(HV_CR_INTERCEPT_MSR_LSTAR_READ | HV_CR_INTERCEPT_MSR_LSTAR_WRITE, 0, 0);
+	WHO(who, "RDMSR LSTAR (read bit)");
+	fill_gprs(13);
+	fc_in[RCX] = MSR_LSTAR;
+	expect_msr(&want, &I_RDMSR);
+	o = run(&I_RDMSR, ACT_RDMSR, 1, 0, emulated);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_RDMSR, &want, 1, false);
+	report(fc_out[RAX] == (u32)emulated && fc_out[RDX] == emulated >> 32 && gprs_kept(true),
+	       "%s: VTL1 emulated it: VTL0 got RDX:RAX 0x%lx:0x%lx (VTL1's 0x%lx, not LSTAR 0x%lx)", who, fc_out[RDX], fc_out[RAX], emulated,
+	       lstar);
+
+	configure(HV_CR_INTERCEPT_MSR_LSTAR_WRITE, 0, 0);
+	WHO(who, "WRMSR LSTAR 0x800012345678 (non-canonical: #GP without the intercept)");
+	set_msr_gprs(14, MSR_LSTAR, 0x800012345678UL);
+	expect_msr(&want, &I_WRMSR);
+	o = run_plain(&I_WRMSR);
+	now = rdmsr(MSR_LSTAR);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_WRMSR, &want, 1, false);
+	report(!o.faulted && now == lstar && gprs_kept(false), "%s: VTL1 skipped it: no #GP (%u), LSTAR 0x%lx unchanged", who,
+	       o.faulted ? o.ex.vector : 0, now);
+	configure(0, 0, 0);
+	if (rdmsr(MSR_LSTAR) != lstar)
+		wrmsr(MSR_LSTAR, lstar);
+}
+
+static u64 user_wrmsr_lstar(void *arg)
+{
+	wrmsr(MSR_LSTAR, (u64)arg);
+	return 0;
+}
+
+static u64 user_write_cr0(void *arg)
+{
+	write_cr0((u64)arg);
+	return 0;
+}
+
+/* The CPL check comes before the intercept: at CPL3 WRMSR and MOV to CR0 raise #GP(0), VTL1 hears nothing. */
+static void cpl3_accesses(void)
+{
+	struct vsm_vp *vp = vsm_this_vp();
+	u64 cr0 = read_cr0(), lstar = rdmsr(MSR_LSTAR), ret;
+	struct ex_info ex;
+
+	configure(HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_MSR_LSTAR_WRITE, X86_CR0_WP, 0);
+	u64 e = vp->entries[HV_VTL_ENTRY_INTERCEPT];
+	bool f1 = run_user(user_wrmsr_lstar, (void *)(lstar ^ 0x1000), &ret, &ex);
+	bool gp1 = f1 && ex.vector == GP_VECTOR && ex.error_code == 0;
+	u64 e1 = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e;
+	bool f2 = run_user(user_write_cr0, (void *)(cr0 & ~X86_CR0_WP), &ret, &ex);
+	bool gp2 = f2 && ex.vector == GP_VECTOR && ex.error_code == 0;
+	u64 e2 = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e - e1;
+	configure(0, 0, 0);
+	report(gp1 && e1 == 0 && rdmsr(MSR_LSTAR) == lstar, "VP%u WRMSR LSTAR at CPL3 (write bit): #GP(0), no intercept (%lu)", hv_vp_index(), e1);
+	report(gp2 && e2 == 0 && read_cr0() == cr0, "VP%u MOV CR0 clearing WP at CPL3 (Cr0Mask WP): #GP(0), no intercept (%lu)", hv_vp_index(), e2);
+}
+
+/* WRMSR EFER toggling SCE: VTL1 returns twice without doing anything (intercepted again), then emulates it. */
+static void efer_intercepts(void)
+{
+	u64 efer = rdmsr(MSR_EFER), value = efer ^ EFER_SCE;
+	struct hv_message want;
+	char who[80];
+
+	configure(HV_CR_INTERCEPT_MSR_EFER_WRITE, 0, 0);
+	WHO(who, "WRMSR EFER 0x%lx (write bit)", value);
+	set_msr_gprs(15, MSR_EFER, value);
+	expect_msr(&want, &I_WRMSR);
+	struct outcome o = run(&I_WRMSR, ACT_SET_REG, 2, HV_REG_EFER, value);
+	u64 now = rdmsr(MSR_EFER);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_WRMSR, &want, 2, false);
+	report(now == value && gprs_kept(false),
+	       "%s: run again after VTL1 returned without handling it, then emulated (SetVpRegisters of VTL0's Efer) and skipped: EFER 0x%lx", who,
+	       now);
+
+	WHO(who, "RDMSR EFER (write bit only)");
+	fill_gprs(16);
+	fc_in[RCX] = MSR_EFER;
+	o = run_plain(&I_RDMSR);
+	report(not_intercepted(&o) && fc_out[RAX] == (u32)now && fc_out[RDX] == 0 && gprs_kept(true), "%s: not intercepted, RAX 0x%lx", who,
+	       fc_out[RAX]);
+
+	configure(0, 0, 0);
+	WHO(who, "WRMSR EFER 0x%lx with CrInterceptControl 0", efer);
+	fill_gprs(17);
+	fc_in[RCX] = MSR_EFER;
+	fc_in[RAX] = (u32)efer;
+	fc_in[RDX] = 0;
+	o = run_plain(&I_WRMSR);
+	bool none = not_intercepted(&o);
+	now = rdmsr(MSR_EFER);
+	if (now != efer)
+		wrmsr(MSR_EFER, efer);
+	report(none && now == efer, "%s: not intercepted, EFER 0x%lx", who, now);
+}
+
+/* Every MSR bit of the control on its own: intercepted once, the message byte for byte, skipped. */
+static const struct msr_case {
+	unsigned bit;
+	u32 msr;
+	bool write;
+	const char *name;
+} msr_cases[] = {
+	{ 5, MSR_LSTAR, false, "LSTAR" },   { 6, MSR_LSTAR, true, "LSTAR" },
+	{ 7, MSR_STAR, false, "STAR" },     { 8, MSR_STAR, true, "STAR" },
+	{ 9, MSR_CSTAR, false, "CSTAR" },   { 10, MSR_CSTAR, true, "CSTAR" },
+	{ 11, MSR_IA32_APICBASE, false, "APIC_BASE" }, { 12, MSR_IA32_APICBASE, true, "APIC_BASE" },
+	{ 13, MSR_EFER, false, "EFER" },    { 14, MSR_EFER, true, "EFER" },
+	{ 19, MSR_SYSENTER_CS, true, "SYSENTER_CS" }, { 20, MSR_SYSENTER_EIP, true, "SYSENTER_EIP" },
+	{ 21, MSR_SYSENTER_ESP, true, "SYSENTER_ESP" }, { 22, MSR_SFMASK, true, "SFMASK" },
+	{ 23, MSR_TSC_AUX, true, "TSC_AUX" },
+};
+
+/* A value WRMSR accepts that differs from the current one (APIC_BASE: the same, so a missed intercept changes nothing). */
+static u64 new_msr_value(u32 msr, u64 cur)
+{
+	switch (msr) {
+	case MSR_IA32_APICBASE: return cur;
+	case MSR_EFER: return cur ^ EFER_SCE;
+	case MSR_STAR: return cur ^ 0x0013000800000000UL;
+	case MSR_SYSENTER_CS: return cur ^ 0x10;
+	case MSR_SFMASK: return cur ^ 0x200;
+	case MSR_TSC_AUX: return cur ^ 0x55;
+	default: return cur ^ 0xa0b000; /* addresses: stays canonical */
+	}
+}
+
+static void msr_table(void)
+{
+	struct hv_message want;
+	char who[80], what[96];
+
+	for (unsigned i = 0; i < ARRAY_SIZE(msr_cases); i++) {
+		const struct msr_case *t = &msr_cases[i];
+		const struct insn *in = t->write ? &I_WRMSR : &I_RDMSR;
+		u64 cur = rdmsr(t->msr);
+
+		WHO(who, "bit %u: %s %s", t->bit, t->write ? "WRMSR" : "RDMSR", t->name);
+		if (t->write)
+			set_msr_gprs(20 + i, t->msr, new_msr_value(t->msr, cur));
+		else {
+			fill_gprs(20 + i);
+			fc_in[RCX] = t->msr;
+		}
+		expect_msr(&want, in);
+		configure(BIT(t->bit), 0, 0);
+		struct outcome o = run_plain(in);
+		configure(0, 0, 0);
+		u64 now = rdmsr(t->msr);
+		if (now != cur)
+			wrmsr(t->msr, cur);
+		set_rflags(&want);
+		describe(what, sizeof(what), &want);
+		bool ok = intercepted(&o, in, 1, false) && vsm_same_bytes(who, &captured[smp_id()].msg[0], &want, MESSAGE_BYTES);
+		report(ok && now == cur && gprs_kept(false),
+		       "%s: intercepted once, the %s expected byte for byte, skipped by VTL1 (%s 0x%lx unchanged, GPRs unchanged; entries %lu)", who,
+		       what, t->name, now, o.entries);
+	}
+}
+
+/* CrInterceptControl 0 with the masks still set: nothing is intercepted. */
+static void control_cleared(void)
+{
+	u64 cr0 = read_cr0(), cr4 = read_cr4(), lstar = rdmsr(MSR_LSTAR), value = lstar ^ 0x5000;
+	bool none = true;
+
+	configure(0, X86_CR0_WP, X86_CR4_TSD);
+	fill_gprs(40);
+	fc_in[RAX] = cr0 & ~X86_CR0_WP;
+	struct outcome o = run_plain(&I_CR0);
+	none &= not_intercepted(&o);
+	u64 v0 = read_cr0();
+	fc_in[RAX] = cr0;
+	o = run_plain(&I_CR0);
+	none &= not_intercepted(&o);
+	fc_in[RAX] = cr4 | X86_CR4_TSD;
+	o = run_plain(&I_CR4);
+	none &= not_intercepted(&o);
+	u64 v4 = read_cr4();
+	fc_in[RAX] = cr4;
+	o = run_plain(&I_CR4);
+	none &= not_intercepted(&o);
+	set_msr_gprs(41, MSR_LSTAR, value);
+	o = run_plain(&I_WRMSR);
+	none &= not_intercepted(&o);
+	u64 vl = rdmsr(MSR_LSTAR);
+	configure(0, 0, 0);
+	wrmsr(MSR_LSTAR, lstar);
+	restore_cr0(cr0);
+	restore_cr4(cr4);
+	report(none && v0 == (cr0 & ~X86_CR0_WP) && v4 == (cr4 | X86_CR4_TSD) && vl == value,
+	       "VP%u CrInterceptControl 0 (masks WP, TSD): MOV CR0 clearing WP (0x%lx), MOV CR4 setting TSD (0x%lx), WRMSR LSTAR (0x%lx) "
+	       "take effect, no intercepts", hv_vp_index(), v0, v4, vl);
+}
+
+/* VTL1's own CR0, CR4, LSTAR and EFER accesses are not intercepted, whatever its control says of VTL0's. */
+static void vtl1_own_accesses(void)
+{
+	struct vsm_vp *vp = vsm_this_vp();
+	u64 lstar = rdmsr(MSR_LSTAR), mine = 0xffff80000d00d000UL | (smp_id() << 4);
+	u64 e = vp->entries[HV_VTL_ENTRY_INTERCEPT], m = vp->messages;
+
+	configure(HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_CR4_WRITE | HV_CR_INTERCEPT_MSR_LSTAR_READ | HV_CR_INTERCEPT_MSR_LSTAR_WRITE |
+			  HV_CR_INTERCEPT_MSR_EFER_READ | HV_CR_INTERCEPT_MSR_EFER_WRITE,
+		  X86_CR0_WP, X86_CR4_TSD);
+	u64 r = vsm_call(CMD_OWN, mine, 0, 0);
+	configure(0, 0, 0);
+	u64 de = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e, dm = vp->messages - m;
+	const typeof(own[0]) *w = &own[smp_id()];
+	report(r == 0 && de == 0 && dm == 0 && !(w->cr0 & X86_CR0_WP) && (w->cr4 & X86_CR4_TSD) && w->lstar == mine && w->efer == EFER_SCE &&
+	       rdmsr(MSR_LSTAR) == lstar,
+	       "VP%u VTL1's own MOV CR0 (WP off and on), MOV CR4 (TSD on and off), WRMSR/RDMSR LSTAR and EFER: not intercepted (%lu, %lu), "
+	       "took effect; VTL0's LSTAR untouched", hv_vp_index(), de, dm);
+}
+
+static void intercepts(void *arg)
+{
+	(void)arg;
+	cr0_denied();
+	cr0_outside_mask();
+	lmsw_denied();
+	cr4_emulated();
+	xsetbv_intercepts();
+	lstar_intercepts();
+	cpl3_accesses();
+	efer_intercepts();
+	msr_table();
+	control_cleared();
+	vtl1_own_accesses();
+	report(strays[smp_id()] == 0, "VP%u: no intercepts outside the planned accesses (%u)", hv_vp_index(), strays[smp_id()]);
+}
+
+// ---------------------------------------------------------------- 3. the intercept page
+
+static void intercept_page(void)
+{
+	u64 cr0 = read_cr0();
+	struct hv_message want;
+	char who[80];
+
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, HV_VSM_CONFIG_INTERCEPT_PAGE, 0, 0);
+	report(s == HV_STATUS_SUCCESS, "VTL1: VsmPartitionConfig InterceptPage (0x1000) => SUCCESS (0x%lx)", s);
+	WHO(who, "MOV CR0 clearing WP with InterceptPage");
+	fill_gprs(50);
+	fc_in[RAX] = cr0 & ~X86_CR0_WP;
+	expect_register(&want, &I_CR0, HV_REG_CR0, fc_in[RAX]);
+	configure(HV_CR_INTERCEPT_CR0_WRITE, X86_CR0_WP, 0);
+	struct outcome o = run_plain(&I_CR0);
+	u64 now = read_cr0();
+	configure(0, 0, 0);
+	restore_cr0(cr0);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, 0, 0, 0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_CR0, &want, 1, true);
+	report(now == cr0 && s == HV_STATUS_SUCCESS, "%s: VTL1 skipped it: CR0 0x%lx still has WP; VsmPartitionConfig back to 0 => 0x%lx", who,
+	       now, s);
+}
+
+// ---------------------------------------------------------------- 4. each VP its own registers (2+ CPUs)
+
+static void vp1_unaffected(void *arg)
+{
+	struct vsm_vp *vp0 = vsm_vp_of(0), *vp = vsm_this_vp();
+	u64 cr0 = read_cr0(), lstar = rdmsr(MSR_LSTAR), v[4];
+	u64 e0 = vp0->entries[HV_VTL_ENTRY_INTERCEPT], e = vp->entries[HV_VTL_ENTRY_INTERCEPT];
+
+	(void)arg;
+	unsigned s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 4, CR_REGS, v);
+	report(s == HV_STATUS_SUCCESS && !v[0] && !v[1] && !v[2] && !v[3],
+	       "VP%u VTL1: its CrInterceptControl and masks read 0 while VP0's are set (0x%lx 0x%lx 0x%lx 0x%lx)", vp->vp_index, v[0], v[1],
+	       v[2], v[3]);
+	fill_gprs(60);
+	fc_in[RAX] = cr0 & ~X86_CR0_WP;
+	struct outcome o1 = run_plain(&I_CR0);
+	u64 v0 = read_cr0();
+	fc_in[RAX] = cr0;
+	struct outcome o2 = run_plain(&I_CR0);
+	set_msr_gprs(61, MSR_LSTAR, lstar ^ 0x6000);
+	struct outcome o3 = run_plain(&I_WRMSR);
+	u64 vl = rdmsr(MSR_LSTAR);
+	wrmsr(MSR_LSTAR, lstar);
+	restore_cr0(cr0);
+	report(not_intercepted(&o1) && not_intercepted(&o2) && not_intercepted(&o3) && v0 == (cr0 & ~X86_CR0_WP) && vl == (lstar ^ 0x6000) &&
+	       vp0->entries[HV_VTL_ENTRY_INTERCEPT] == e0 && vp->entries[HV_VTL_ENTRY_INTERCEPT] == e,
+	       "VP%u VTL0: MOV CR0 clearing WP and WRMSR LSTAR take effect, intercepted neither here nor on VP0", vp->vp_index);
+	configure(HV_CR_INTERCEPT_MSR_LSTAR_READ, 0, 0);
+}
+
+static void vp1_own_control(void *arg)
+{
+	struct vsm_vp *vp0 = vsm_vp_of(0);
+	u64 e0 = vp0->entries[HV_VTL_ENTRY_INTERCEPT];
+	struct hv_message want;
+	char who[80];
+
+	(void)arg;
+	WHO(who, "RDMSR LSTAR (its own read bit)");
+	fill_gprs(63);
+	fc_in[RCX] = MSR_LSTAR;
+	expect_msr(&want, &I_RDMSR);
+	struct outcome o = run_plain(&I_RDMSR);
+	configure(0, 0, 0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_RDMSR, &want, 1, false);
+	report(vp0->entries[HV_VTL_ENTRY_INTERCEPT] == e0 && gprs_kept(false), "%s: VP0's VTL1 not entered; VTL1 skipped it, GPRs unchanged", who);
+}
+
+static void per_vp_registers(void)
+{
+	u32 vp1 = hv_vp_of[1];
+	u64 mine = HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_MSR_LSTAR_WRITE, v[1], w[1];
+	struct hv_message want;
+	char who[80];
+
+	configure(mine, X86_CR0_WP, 0);
+	on_cpu(1, vp1_unaffected, NULL);
+	unsigned s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 1, CR_REGS, v);
+	unsigned s1 = vtl1_get_regs(vp1, HV_INPUT_VTL_SELF, 1, CR_REGS, w);
+	report(s == HV_STATUS_SUCCESS && v[0] == mine && s1 == HV_STATUS_SUCCESS && w[0] == HV_CR_INTERCEPT_MSR_LSTAR_READ,
+	       "VP0 VTL1: its CrInterceptControl still 0x%lx; VP%u's, read remotely, 0x%lx (VP%u's VTL1 set 0x20)", v[0], vp1, w[0], vp1);
+
+	u64 lstar = rdmsr(MSR_LSTAR);
+	WHO(who, "WRMSR LSTAR while VP%u has only its read bit", vp1);
+	set_msr_gprs(62, MSR_LSTAR, lstar ^ 0x7000);
+	expect_msr(&want, &I_WRMSR);
+	struct outcome o = run_plain(&I_WRMSR);
+	u64 now = rdmsr(MSR_LSTAR);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_WRMSR, &want, 1, false);
+	report(now == lstar && gprs_kept(false), "%s: VTL1 skipped it, LSTAR unchanged", who);
+	on_cpu(1, vp1_own_control, NULL);
+	configure(0, 0, 0);
+	if (rdmsr(MSR_LSTAR) != lstar)
+		wrmsr(MSR_LSTAR, lstar);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	vsm_require(false);
+	vsm_register_command(CMD_SET, vtl1_set);
+	vsm_register_command(CMD_GET, vtl1_get);
+	vsm_register_command(CMD_TRY, vtl1_try);
+	vsm_register_command(CMD_OWN, vtl1_own);
+	vsm_register_message_handler(on_message);
+	if (!vsm_setup_all())
+		report_summary();
+	vtl0_hvc = vsm_vtl0_hvc();
+	report_info("%u CPUs; CPUID.1:ECX.XSAVE %u", cpu_count(), (cpuid(1).c >> 26) & 1);
+	registers();
+	intercept_page();
+	for (unsigned cpu = 0; cpu < cpu_count(); cpu++)
+		on_cpu(cpu, intercepts, NULL);
+	if (cpu_count() >= 2)
+		per_vp_registers();
+	else
+		report_info("one CPU: the per-VP checks need a second one");
+	report_summary();
+}
