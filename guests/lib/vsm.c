@@ -107,6 +107,16 @@ unsigned vsm_set_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, u6
 	return HV_RESULT_STATUS(vsm_set_regs(h, vp, input_vtl, &name, &value, 1));
 }
 
+unsigned vsm_set_reg128(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, const void *value)
+{
+	vp_registers_header(h, vp, input_vtl);
+	/* One element (§2.15): name u32, 12 reserved bytes, the 16-byte value. */
+	h->in[2] = name;
+	h->in[3] = 0;
+	memcpy(&h->in[4], value, 16);
+	return HV_RESULT_STATUS(vsm_hvc_call(h, HVCALL_SET_VP_REGISTERS | HV_HYPERCALL_REP_COUNT(1)));
+}
+
 unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl)
 {
 	h->in[0] = partition;

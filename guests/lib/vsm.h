@@ -222,6 +222,8 @@ unsigned vsm_get_regs(const struct vsm_hvc *h, u32 vp, u8 input_vtl, const u32 *
 u64 vsm_get_u64(const struct vsm_hvc *h, u32 name);
 /* SetVpRegisters of one 64-bit register; returns the status. */
 unsigned vsm_set_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, u64 value);
+/* SetVpRegisters of one register with a 16-byte value (a segment or table register, §2.13); returns the status. */
+unsigned vsm_set_reg128(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, const void *value);
 unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl);
 unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vtl, const struct hv_initial_vp_context *ctx);
 
@@ -460,7 +462,13 @@ struct hv_intercept_header {
 };
 #define HV_INTERCEPT_HEADER_BYTES 0x28
 
-/* RegisterIntercept (§4.6): a CR0 / CR4 / XCR0 write; AccessInfo holds the value written. */
+/*
+ * RegisterIntercept (§4.6): a CR0 / CR4 / XCR0 write, or a GDTR / IDTR /
+ * LDTR / TR write (LGDT, LIDT, LLDT, LTR); AccessInfo holds the value
+ * written: the u64 (CR0, CR4, XCR0), an HV_X64_TABLE_REGISTER (struct
+ * hv_table: limit at byte 6, base at 8; GDTR, IDTR) or the 16-bit selector
+ * (LDTR, TR), the rest 0.
+ */
 struct hv_register_intercept {
 	struct hv_intercept_header header;
 	u8 flags;               /* bit 0 IsMemoryOp */
@@ -470,6 +478,8 @@ struct hv_register_intercept {
 	u64 access_info[2];     /* for a write: the source value, then 0 */
 };
 #define HV_REGISTER_INTERCEPT_BYTES 0x40
+/* RegisterIntercept Flags bit 0: the instruction's source operand was in memory (LGDT, LIDT, LMSW/LLDT/LTR m16). */
+#define HV_REGISTER_INTERCEPT_IS_MEMORY_OP BIT(0)
 
 /* MsrIntercept (§4.6): RDMSR or WRMSR, with the full RDX and RAX at the instruction. */
 struct hv_msr_intercept {

@@ -4,12 +4,13 @@
  * library (lib/vsm.h) on every VP.
  *
  * 1. The registers (§3.7), VTL1 for itself: CrInterceptControl and the
- *    three masks read 0 at first; every supported bit (0-2, 5-14, 19-23)
- *    is accepted; any other bit (3, 4, 15-18, 24-63) is
- *    INVALID_REGISTER_VALUE with 0 reps completed and the old value kept
- *    (in a rep call, after the elements before it were applied); the masks
- *    take any value. Target VTL0 (from VTL1, or VTL0 for itself) is
- *    INVALID_PARAMETER; VTL0 naming VTL1 is ACCESS_DENIED.
+ *    three masks read 0 at first; every supported bit (0-2, 5-23) is
+ *    accepted, the descriptor-table bits 15-18 each on its own too; any
+ *    other bit (3, 4, 24-63) is INVALID_REGISTER_VALUE with 0 reps
+ *    completed and the old value kept (in a rep call, after the elements
+ *    before it were applied); the masks take any value. Target VTL0 (from
+ *    VTL1, or VTL0 for itself) is INVALID_PARAMETER; VTL0 naming VTL1 is
+ *    ACCESS_DENIED.
  * 2. On each VP, accesses by VTL0 that VTL1 intercepts: VTL0 runs each in
  *    an assembly function that loads every GPR with a known value right
  *    before the labelled instruction. VTL1's SINT0 handler copies the
@@ -17,24 +18,35 @@
  *    then does what the test planned: nothing (VTL0 runs it again and is
  *    intercepted again), skip it (SetVpRegisters of VTL0's RIP + the
  *    header's InstructionLength), or emulate it first (SetVpRegisters of
- *    VTL0's Cr4, Xfem, Efer; for an RDMSR, the RDX:RAX VTL0 gets back). The
+ *    VTL0's Cr4, Xfem, Efer, Idtr; for an RDMSR, the RDX:RAX VTL0 gets
+ *    back). The
  *    test builds the RegisterIntercept / MsrIntercept message it expects
  *    from VTL0's state at the instruction (§4.4 header: VP index,
  *    instruction length, CR8, access type, execution state, CS from the
  *    GDT, RIP, RFLAGS; §4.6 payload) and compares the 0x50 bytes of header
- *    and payload. Covered: CR0 writes changing a Cr0Mask bit (MOV, LMSW)
- *    or not, CR4 writes emulated, XSETBV emulated, denied and with a value
- *    that would #GP, RDMSR/WRMSR of LSTAR (denied, emulated, non-canonical),
- *    EFER (intercepted twice, then emulated), every MSR bit of the control
- *    once, CPL3 accesses (#GP, no intercept), a cleared control, and VTL1's
- *    own accesses (never intercepted).
+ *    and payload. Covered: CR0 writes changing a Cr0Mask bit (MOV, LMSW
+ *    from a register and from memory: IsMemoryOp) or not, CR4 writes
+ *    emulated, XSETBV emulated, denied and with a value that would #GP,
+ *    RDMSR/WRMSR of LSTAR (denied, emulated, non-canonical), EFER
+ *    (intercepted twice, then emulated), every MSR bit of the control once,
+ *    CPL3 accesses (#GP, no intercept), a cleared control, and VTL1's own
+ *    accesses (never intercepted). The descriptor-table bits (15-18, no
+ *    mask): LGDT denied (GDTR unchanged), LIDT emulated (SetVpRegisters of
+ *    VTL0's Idtr, a 16-byte HV_X64_TABLE_REGISTER), LLDT of a selector that
+ *    would #GP (register operand; intercepted twice, then skipped), LTR of
+ *    the busy TSS (memory operand; skipped, no #GP); the message's
+ *    AccessInfo is the table or selector being loaded, IsMemoryOp set for a
+ *    memory operand. An LGDT whose operand is not mapped raises #PF, an
+ *    LGDT at CPL3 #GP(0), neither intercepted; each bit intercepts only
+ *    its own instruction, and with the bits clear LGDT, LIDT, LLDT take
+ *    effect (LTR of the busy TSS raises its #GP).
  * 3. The intercept page (VsmPartitionConfig.InterceptPage): the message in
  *    the VP assist page, no SINT0 interrupt.
  * 4. With two or more CPUs: each VP has its own registers; VP1's VTL0 is not
  *    intercepted by VP0's control and vice versa.
  *
  * Run with --hv hv-vpindex,hv-synic,hv-vapic,hv-vsm at any CPU count; the
- * counts in test/guests/vsm-crintercept.test.ts depend on it. Without VSM
+ * counts in test/guests/vsm-protect.test.ts depend on it. Without VSM
  * every check is skipped (QEMU TCG has no Hyper-V).
  */
 #include "libguest.h"
@@ -54,8 +66,10 @@ enum { CMD_SET = VSM_CMD_USER, CMD_GET, CMD_TRY, CMD_OWN };
 #define MSR_SYSENTER_ESP 0x175
 #define MSR_SYSENTER_EIP 0x176
 
-/* Every bit of CrInterceptControl this VMM supports (src/vmm/vsm/cr-intercept.ts: 0-2, 5-14, 19-23). */
-#define SUPPORTED_CONTROL 0xf87fe7UL
+/* Every bit of CrInterceptControl this VMM supports (src/vmm/vsm/cr-intercept.ts: 0-2, 5-23). */
+#define SUPPORTED_CONTROL 0xffffe7UL
+/* The descriptor-table bits: GDTR, IDTR, LDTR, TR writes. */
+#define TABLE_BITS (HV_CR_INTERCEPT_GDTR_WRITE | HV_CR_INTERCEPT_IDTR_WRITE | HV_CR_INTERCEPT_LDTR_WRITE | HV_CR_INTERCEPT_TR_WRITE)
 /* What the partition is called in intercept messages (src/vmm/vsm/memory-intercept.ts; the sheet gives no value). */
 #define ORIGINATION_ID 1
 /* Header and payload of a register or MSR intercept message: what is compared. */
@@ -73,19 +87,28 @@ static struct vsm_hvc vtl0_hvc;
 ACCESS_FN(access_cr0, "mov %rax, %cr0");
 ACCESS_FN(access_cr4, "mov %rax, %cr4");
 ACCESS_FN(access_lmsw, "lmsw %ax");
+ACCESS_FN(access_lmsw_mem, "lmsw (%rsi)");
 ACCESS_FN(access_xsetbv, "xsetbv");
 ACCESS_FN(access_wrmsr, "wrmsr");
 ACCESS_FN(access_rdmsr, "rdmsr");
+/* The descriptor-table loads, of different lengths (3 or 4 bytes); LLDT from a register, the others from memory. */
+ACCESS_FN(access_lgdt, "lgdt (%rsi)");
+ACCESS_FN(access_lidt, "lidt 0x10(%rdi)");
+ACCESS_FN(access_lldt, "lldt %ax");
+ACCESS_FN(access_ltr, "ltr (%r8)");
 
 struct insn {
 	void (*fn)(void);
 	const u8 *at, *end;
 };
 #define INSN(n) { access_##n, access_##n##_insn, access_##n##_end }
-static const struct insn I_CR0 = INSN(cr0), I_CR4 = INSN(cr4), I_LMSW = INSN(lmsw), I_XSETBV = INSN(xsetbv),
-			 I_WRMSR = INSN(wrmsr), I_RDMSR = INSN(rdmsr);
+static const struct insn I_CR0 = INSN(cr0), I_CR4 = INSN(cr4), I_LMSW = INSN(lmsw), I_LMSW_MEM = INSN(lmsw_mem),
+			 I_XSETBV = INSN(xsetbv), I_WRMSR = INSN(wrmsr), I_RDMSR = INSN(rdmsr), I_LGDT = INSN(lgdt),
+			 I_LIDT = INSN(lidt), I_LLDT = INSN(lldt), I_LTR = INSN(ltr);
 
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI };
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8 };
+/* lidt's displacement: RDI points this far before the operand. */
+#define LIDT_DISP 0x10
 
 /* Distinct GPR values for this CPU and case; the caller sets the ones the instruction uses. */
 static void fill_gprs(unsigned tag)
@@ -114,12 +137,13 @@ static u64 xgetbv0(void)
 // ---------------------------------------------------------------- VTL1
 
 /* What VTL1's message handler does with an intercept of the planned access (per CPU, set by VTL0). */
-enum { ACT_SKIP, ACT_SET_REG, ACT_RDMSR };
+enum { ACT_SKIP, ACT_SET_REG, ACT_RDMSR, ACT_SET_REG128 };
 struct plan {
 	volatile unsigned act;
 	volatile unsigned handle_at;    /* message number (from 1) at which it acts; before it, it returns without doing anything */
-	volatile u32 reg;               /* ACT_SET_REG: VTL0's register to set to `value` first */
+	volatile u32 reg;               /* ACT_SET_REG(128): VTL0's register to set to `value` first */
 	volatile u64 value;             /* ACT_RDMSR: what VTL0 gets in RDX:RAX */
+	volatile u64 value_hi;          /* ACT_SET_REG128: the value's high 8 bytes (`value` the low 8) */
 	volatile u64 resume;            /* where VTL0 must go on (the end label); 0: no access is planned */
 };
 
@@ -166,6 +190,9 @@ static void on_message(struct vsm_vp *vp, const struct hv_message *m)
 	}
 	if (p->act == ACT_SET_REG) {
 		c->statuses |= vsm_set_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), p->reg, p->value);
+	} else if (p->act == ACT_SET_REG128) {
+		u64 v[2] = { p->value, p->value_hi };
+		c->statuses |= vsm_set_reg128(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), p->reg, v);
 	} else if (p->act == ACT_RDMSR) {
 		/* RAX and RDX are shared (§3.2): VTL0 gets them as VTL1 returns them. */
 		vp->regs->rax = (u32)p->value;
@@ -221,14 +248,41 @@ static u64 vtl1_try(struct vsm_vp *vp, struct vsm_regs *regs)
 	return r;
 }
 
-/* CMD_OWN: VTL1 changes its own CR0.WP, CR4.TSD, LSTAR and EFER and puts them back (arg0 = an LSTAR value). */
-static struct { u64 cr0, cr4, lstar, efer; } own[MAX_CPUS];
+static u16 read_ldtr(void)
+{
+	u16 v;
+
+	asm volatile("sldt %0" : "=r"(v));
+	return v;
+}
+
+static bool same_table(const struct descriptor_table_ptr *a, const struct descriptor_table_ptr *b)
+{
+	return a->base == b->base && a->limit == b->limit;
+}
+
+/*
+ * CMD_OWN: VTL1 changes its own CR0.WP, CR4.TSD, LSTAR and EFER and puts
+ * them back (arg0 = an LSTAR value); it reloads its own GDTR, IDTR and
+ * LDTR (LTR of its busy TSS would #GP).
+ */
+static struct { u64 cr0, cr4, lstar, efer; bool tables; } own[MAX_CPUS];
 
 static u64 vtl1_own(struct vsm_vp *vp, struct vsm_regs *regs)
 {
 	u64 cr0 = read_cr0(), cr4 = read_cr4(), lstar = rdmsr(MSR_LSTAR), efer = rdmsr(MSR_EFER);
+	struct descriptor_table_ptr gdtr, idtr, g, i;
+	u16 ldtr = read_ldtr();
 
 	(void)regs;
+	sgdt(&gdtr);
+	sidt(&idtr);
+	lgdt(&gdtr);
+	lidt(&idtr);
+	asm volatile("lldt %0" : : "r"(ldtr));
+	sgdt(&g);
+	sidt(&i);
+	own[vp->cpu].tables = same_table(&g, &gdtr) && same_table(&i, &idtr) && read_ldtr() == ldtr;
 	write_cr0(cr0 & ~X86_CR0_WP);
 	own[vp->cpu].cr0 = read_cr0();
 	write_cr0(cr0);
@@ -334,7 +388,8 @@ static bool not_intercepted(const struct outcome *o)
 	return o->entries == 0 && o->messages == 0 && captured[smp_id()].count == 0 && !o->faulted;
 }
 
-static void expect_register(struct hv_message *m, const struct insn *in, u32 reg, u64 value)
+/* The RegisterIntercept of a write: Flags (IsMemoryOp), the register, AccessInfo's 16 bytes. */
+static void expect_register_ex(struct hv_message *m, const struct insn *in, u8 flags, u32 reg, u64 info_lo, u64 info_hi)
 {
 	struct hv_register_intercept *p = (void *)m->payload;
 
@@ -343,8 +398,32 @@ static void expect_register(struct hv_message *m, const struct insn *in, u32 reg
 	m->payload_size = HV_REGISTER_INTERCEPT_BYTES;
 	m->origin = ORIGINATION_ID;
 	vsm_intercept_header(&p->header, HV_INTERCEPT_ACCESS_WRITE, in->end - in->at, (u64)in->at, 0);
+	p->flags = flags;
 	p->register_name = reg;
-	p->access_info[0] = value;
+	p->access_info[0] = info_lo;
+	p->access_info[1] = info_hi;
+}
+
+/* A CR0 / CR4 / XCR0 write from a register: IsMemoryOp 0, AccessInfo the value. */
+static void expect_register(struct hv_message *m, const struct insn *in, u32 reg, u64 value)
+{
+	expect_register_ex(m, in, 0, reg, value, 0);
+}
+
+/* LGDT / LIDT (always from memory): AccessInfo the HV_X64_TABLE_REGISTER being loaded. */
+static void expect_table(struct hv_message *m, const struct insn *in, u32 reg, const struct descriptor_table_ptr *t)
+{
+	struct hv_table v = { .limit = t->limit, .base = t->base };
+	u64 info[2];
+
+	memcpy(info, &v, sizeof(info));
+	expect_register_ex(m, in, HV_REGISTER_INTERCEPT_IS_MEMORY_OP, reg, info[0], info[1]);
+}
+
+/* LLDT / LTR: AccessInfo the selector being loaded, then 14 zero bytes. */
+static void expect_selector(struct hv_message *m, const struct insn *in, u32 reg, u16 selector, bool memory)
+{
+	expect_register_ex(m, in, memory ? HV_REGISTER_INTERCEPT_IS_MEMORY_OP : 0, reg, selector, 0);
 }
 
 /* The MsrIntercept for RDMSR/WRMSR (fc_in set: ECX the MSR, the full RDX and RAX). */
@@ -373,7 +452,15 @@ static void describe(char *buf, unsigned size, const struct hv_message *m)
 {
 	if (m->type == HV_MESSAGE_TYPE_REGISTER_INTERCEPT) {
 		const struct hv_register_intercept *p = (const void *)m->payload;
-		snprintf(buf, size, "RegisterIntercept: register 0x%x, value 0x%lx", p->register_name, p->access_info[0]);
+		const char *mem = (p->flags & HV_REGISTER_INTERCEPT_IS_MEMORY_OP) ? ", memory operand" : "";
+
+		if (p->register_name == HV_REG_GDTR || p->register_name == HV_REG_IDTR)
+			snprintf(buf, size, "RegisterIntercept: register 0x%x, base 0x%lx, limit 0x%lx%s", p->register_name, p->access_info[1],
+				 p->access_info[0] >> 48, mem);
+		else if (p->register_name == HV_REG_LDTR || p->register_name == HV_REG_TR)
+			snprintf(buf, size, "RegisterIntercept: register 0x%x, selector 0x%lx%s", p->register_name, p->access_info[0], mem);
+		else
+			snprintf(buf, size, "RegisterIntercept: register 0x%x, value 0x%lx%s", p->register_name, p->access_info[0], mem);
 	} else {
 		const struct hv_msr_intercept *p = (const void *)m->payload;
 		snprintf(buf, size, "MsrIntercept: %s of MSR 0x%x", p->header.access_type ? "write" : "read", p->msr);
@@ -408,7 +495,7 @@ static void report_intercepts(const char *who, const struct outcome *o, const st
 static void check_intercepts(const char *who, const struct outcome *o, const struct insn *in, const struct hv_message *want, unsigned n, bool page)
 {
 	const struct capture *c = &captured[smp_id()];
-	char what[96];
+	char what[128];
 
 	report_intercepts(who, o, in, n, page);
 	describe(what, sizeof(what), want);
@@ -445,9 +532,14 @@ static void registers(void)
 	report(result_is(r, HV_STATUS_SUCCESS, 1) && tried[0].got == SUPPORTED_CONTROL && !tried[0].base_status && !tried[0].read_status,
 	       "VTL1: CrInterceptControl 0x%lx (every supported bit) => SUCCESS (0x%lx), reads 0x%lx", SUPPORTED_CONTROL, r, tried[0].got);
 
-	/* Refused bits, from a base of CR0 and CR4 writes with masks 0 (which intercept nothing). */
-	static const unsigned bad[] = { 3, 4, 15, 16, 17, 18, 24, 25, 28, 29, 63 };
+	/* From a base of CR0 and CR4 writes with masks 0 (which intercept nothing): the descriptor-table bits on their own, then refused bits. */
 	const u64 base = HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_CR4_WRITE;
+	for (unsigned b = 15; b <= 18; b++) {
+		r = vsm_call(CMD_TRY, HV_REG_CR_INTERCEPT_CONTROL, base, base | BIT(b));
+		report(result_is(r, HV_STATUS_SUCCESS, 1) && tried[0].got == (base | BIT(b)) && !tried[0].base_status && !tried[0].read_status,
+		       "VTL1: CrInterceptControl 0x%lx | bit %u => SUCCESS (0x%lx), reads 0x%lx", base, b, r, tried[0].got);
+	}
+	static const unsigned bad[] = { 3, 4, 24, 25, 28, 29, 32, 63 };
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
 		r = vsm_call(CMD_TRY, HV_REG_CR_INTERCEPT_CONTROL, base, base | BIT(bad[i]));
 		report(result_is(r, HV_STATUS_INVALID_REGISTER_VALUE, 0) && tried[0].got == base && !tried[0].base_status && !tried[0].read_status,
@@ -553,7 +645,7 @@ static void lmsw_denied(void)
 {
 	u64 cr0 = read_cr0() & ~X86_CR0_TS;
 	struct hv_message want;
-	char who[80], what[96];
+	char who[80], what[128];
 
 	write_cr0(cr0);
 	WHO(who, "LMSW setting TS (Cr0Mask TS)");
@@ -570,6 +662,34 @@ static void lmsw_denied(void)
 	const struct hv_message *got = &captured[smp_id()].msg[0];
 	describe(what, sizeof(what), &want);
 	report(vsm_same_bytes(who, got, &want, MESSAGE_BYTES), "%s: message 1 is the %s expected, byte for byte", who, what);
+	report(now == cr0 && gprs_kept(false), "%s: VTL1 skipped it: VTL0's CR0 0x%lx, TS still clear, GPRs unchanged", who, now);
+}
+
+/*
+ * LMSW from memory setting TS: the same, with IsMemoryOp set. Bits 15:4 of
+ * the word (and the bytes after it) are no part of the new CR0.
+ */
+static u64 lmsw_word[MAX_CPUS];
+
+static void lmsw_memory_denied(void)
+{
+	u64 cr0 = read_cr0() & ~X86_CR0_TS;
+	struct hv_message want;
+	char who[80];
+
+	write_cr0(cr0);
+	WHO(who, "LMSW (%%rsi) setting TS (Cr0Mask TS)");
+	lmsw_word[smp_id()] = 0xa5a5a5a5a5a55a50UL | (cr0 & 0xf) | X86_CR0_TS;
+	fill_gprs(18);
+	fc_in[RSI] = (u64)&lmsw_word[smp_id()];
+	expect_register_ex(&want, &I_LMSW_MEM, HV_REGISTER_INTERCEPT_IS_MEMORY_OP, HV_REG_CR0, cr0 | X86_CR0_TS, 0);
+	configure(HV_CR_INTERCEPT_CR0_WRITE, X86_CR0_TS, 0);
+	struct outcome o = run_plain(&I_LMSW_MEM);
+	u64 now = read_cr0();
+	configure(0, 0, 0);
+	restore_cr0(cr0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_LMSW_MEM, &want, 1, false);
 	report(now == cr0 && gprs_kept(false), "%s: VTL1 skipped it: VTL0's CR0 0x%lx, TS still clear, GPRs unchanged", who, now);
 }
 
@@ -835,7 +955,7 @@ static u64 new_msr_value(u32 msr, u64 cur)
 static void msr_table(void)
 {
 	struct hv_message want;
-	char who[80], what[96];
+	char who[80], what[128];
 
 	for (unsigned i = 0; i < ARRAY_SIZE(msr_cases); i++) {
 		const struct msr_case *t = &msr_cases[i];
@@ -900,7 +1020,298 @@ static void control_cleared(void)
 	       "take effect, no intercepts", hv_vp_index(), v0, v4, vl);
 }
 
-/* VTL1's own CR0, CR4, LSTAR and EFER accesses are not intercepted, whatever its control says of VTL0's. */
+// ---------------------------------------------------------------- 2b. descriptor-table loads (bits 15-18)
+
+/*
+ * What the tests load instead of the current tables: copies of this VP's
+ * GDT (with a limit that ends after the last CPU's TSS descriptor) and IDT,
+ * so VTL0 keeps working if a load takes effect. The LGDT / LIDT operand and
+ * the LTR operand (a selector in its low 16 bits, other bytes set).
+ */
+static u64 gdt_copy[MAX_CPUS][GDT_ENTRIES] __aligned(16);
+static u8 idt_copy[MAX_CPUS][256 * 16] __aligned(16);
+static struct descriptor_table_ptr table_op[MAX_CPUS];
+static u64 selector_op[MAX_CPUS];
+/* Loading it would #GP(0x38): the library GDT's spare entry is a null descriptor, not an LDT. */
+#define BAD_LDT_SEL 0x38
+/* Not mapped in VTL0 (the boot page tables cover 0-4 GiB). */
+#define UNMAPPED_VA 0x7f0000000UL
+
+struct tables {
+	struct descriptor_table_ptr gdtr, idtr;         /* as they are */
+	struct descriptor_table_ptr gdt_copy, idt_copy; /* what to load instead */
+};
+
+static bool copy_tables(struct tables *t)
+{
+	unsigned cpu = smp_id();
+
+	sgdt(&t->gdtr);
+	sidt(&t->idtr);
+	u16 gdt_limit = TSS_SEL(cpu_count()) - 1;
+	if (t->gdtr.limit < gdt_limit || t->gdtr.limit + 1u > sizeof(gdt_copy[0]) || t->idtr.limit + 1u > sizeof(idt_copy[0])) {
+		report(false, "VP%u: GDTR limit 0x%x / IDTR limit 0x%x: the copies do not fit", hv_vp_index(), t->gdtr.limit, t->idtr.limit);
+		return false;
+	}
+	memcpy(gdt_copy[cpu], (const void *)t->gdtr.base, t->gdtr.limit + 1);
+	memcpy(idt_copy[cpu], (const void *)t->idtr.base, t->idtr.limit + 1);
+	t->gdt_copy = (struct descriptor_table_ptr){ .limit = gdt_limit, .base = (u64)gdt_copy[cpu] };
+	t->idt_copy = (struct descriptor_table_ptr){ .limit = t->idtr.limit, .base = (u64)idt_copy[cpu] };
+	return true;
+}
+
+/* The GPRs for an LGDT (RSI) / LIDT (RDI - LIDT_DISP) of *op, an LLDT of `sel` (AX), an LTR of `sel` (from memory at R8). */
+static void set_table_gprs(unsigned tag, const struct insn *in, const struct descriptor_table_ptr *op, u16 sel)
+{
+	unsigned cpu = smp_id();
+
+	fill_gprs(tag);
+	if (op)
+		table_op[cpu] = *op;
+	if (in == &I_LGDT)
+		fc_in[RSI] = (u64)&table_op[cpu];
+	else if (in == &I_LIDT)
+		fc_in[RDI] = (u64)&table_op[cpu] - LIDT_DISP;
+	else if (in == &I_LLDT)
+		fc_in[RAX] = (fc_in[RAX] & ~0xffffUL) | sel;
+	else {
+		selector_op[cpu] = 0x5a5a5a5a5a5a0000UL | sel;
+		fc_in[R8] = (u64)&selector_op[cpu];
+	}
+}
+
+static u64 table_value(const struct descriptor_table_ptr *t, unsigned half)
+{
+	struct hv_table v = { .limit = t->limit, .base = t->base };
+	u64 q[2];
+
+	memcpy(q, &v, sizeof(q));
+	return q[half];
+}
+
+/* LGDT of the copy with the GDTR bit: intercepted, denied (VTL1 skips it): SGDT still shows the GDT. */
+static void lgdt_denied(const struct tables *t)
+{
+	struct descriptor_table_ptr now;
+	struct hv_message want;
+	char who[80];
+
+	WHO(who, "LGDT (%%rsi) (GDTR write bit)");
+	set_table_gprs(70, &I_LGDT, &t->gdt_copy, 0);
+	expect_table(&want, &I_LGDT, HV_REG_GDTR, &t->gdt_copy);
+	configure(HV_CR_INTERCEPT_GDTR_WRITE, 0, 0);
+	struct outcome o = run_plain(&I_LGDT);
+	sgdt(&now);
+	configure(0, 0, 0);
+	if (!same_table(&now, &t->gdtr))
+		lgdt(&t->gdtr);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_LGDT, &want, 1, false);
+	report(same_table(&now, &t->gdtr) && gprs_kept(false), "%s: VTL1 skipped it: SGDT base 0x%lx limit 0x%x unchanged, GPRs unchanged",
+	       who, now.base, now.limit);
+}
+
+/*
+ * LIDT of the copy with the IDTR bit: VTL1 emulates it (SetVpRegisters of
+ * VTL0's Idtr, a 16-byte HV_X64_TABLE_REGISTER) and skips it: SIDT shows
+ * the copy; then the IDT is loaded again.
+ */
+static void lidt_emulated(const struct tables *t)
+{
+	struct descriptor_table_ptr now, back;
+	struct hv_message want;
+	char who[80];
+
+	WHO(who, "LIDT 0x10(%%rdi) (IDTR write bit)");
+	set_table_gprs(71, &I_LIDT, &t->idt_copy, 0);
+	expect_table(&want, &I_LIDT, HV_REG_IDTR, &t->idt_copy);
+	configure(HV_CR_INTERCEPT_IDTR_WRITE, 0, 0);
+	plans[smp_id()].value_hi = table_value(&t->idt_copy, 1);
+	struct outcome o = run(&I_LIDT, ACT_SET_REG128, 1, HV_REG_IDTR, table_value(&t->idt_copy, 0));
+	sidt(&now);
+	configure(0, 0, 0);
+	lidt(&t->idtr);
+	sidt(&back);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_LIDT, &want, 1, false);
+	report(same_table(&now, &t->idt_copy) && same_table(&back, &t->idtr) && gprs_kept(false),
+	       "%s: VTL1 emulated it (SetVpRegisters of VTL0's Idtr, an HV_X64_TABLE_REGISTER) and skipped it: SIDT base 0x%lx limit 0x%x "
+	       "(the copy), GPRs unchanged", who, now.base, now.limit);
+}
+
+/*
+ * LLDT %ax of a selector that would #GP, with the LDTR bit: the intercept
+ * comes before the load. VTL1 returns without handling it once (run again,
+ * intercepted again), then skips it.
+ */
+static void lldt_skipped(void)
+{
+	u16 ldtr = read_ldtr();
+	struct hv_message want;
+	char who[80];
+
+	WHO(who, "LLDT %%ax of selector 0x%x (LDTR write bit)", BAD_LDT_SEL);
+	set_table_gprs(72, &I_LLDT, NULL, BAD_LDT_SEL);
+	expect_selector(&want, &I_LLDT, HV_REG_LDTR, BAD_LDT_SEL, false);
+	configure(HV_CR_INTERCEPT_LDTR_WRITE, 0, 0);
+	struct outcome o = run(&I_LLDT, ACT_SKIP, 2, 0, 0);
+	u16 now = read_ldtr();
+	configure(0, 0, 0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_LLDT, &want, 2, false);
+	report(!o.faulted && now == ldtr && gprs_kept(false),
+	       "%s: run again after VTL1 returned without handling it, then skipped: no #GP (%u), SLDT 0x%x unchanged, GPRs unchanged", who,
+	       o.faulted ? o.ex.vector : 0, now);
+}
+
+/* LTR (%r8) of this VP's own, busy TSS (it would #GP) with the TR bit: intercepted first, skipped. */
+static void ltr_skipped(void)
+{
+	u16 tr = read_tr();
+	struct hv_message want;
+	char who[80];
+
+	WHO(who, "LTR (%%r8) of its busy TSS 0x%x (TR write bit)", tr);
+	set_table_gprs(73, &I_LTR, NULL, tr);
+	expect_selector(&want, &I_LTR, HV_REG_TR, tr, true);
+	configure(HV_CR_INTERCEPT_TR_WRITE, 0, 0);
+	struct outcome o = run_plain(&I_LTR);
+	u16 now = read_tr();
+	configure(0, 0, 0);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_LTR, &want, 1, false);
+	report(!o.faulted && now == tr && gprs_kept(false), "%s: VTL1 skipped it: no #GP (%u), STR 0x%x unchanged, GPRs unchanged", who,
+	       o.faulted ? o.ex.vector : 0, now);
+}
+
+/* The operand is read before the intercept: LGDT from an unmapped page raises #PF, VTL1 hears nothing. */
+static void lgdt_operand_fault(const struct tables *t)
+{
+	struct descriptor_table_ptr now;
+	int level;
+	bool unmapped = get_pte((u64 *)read_cr3(), UNMAPPED_VA, &level) == NULL;
+
+	fill_gprs(74);
+	fc_in[RSI] = UNMAPPED_VA;
+	configure(HV_CR_INTERCEPT_GDTR_WRITE, 0, 0);
+	struct outcome o = run_plain(&I_LGDT);
+	sgdt(&now);
+	configure(0, 0, 0);
+	if (!same_table(&now, &t->gdtr))
+		lgdt(&t->gdtr);
+	report(unmapped && o.faulted && o.ex.vector == PF_VECTOR && o.ex.error_code == 0 && o.ex.cr2 == UNMAPPED_VA &&
+	       o.ex.rip == (u64)I_LGDT.at && o.entries == 0 && o.messages == 0 && captured[smp_id()].count == 0 && same_table(&now, &t->gdtr),
+	       "VP%u LGDT (%%rsi) from unmapped 0x%lx (GDTR write bit): #PF (vector %u, error 0x%lx, CR2 0x%lx) at the instruction, no "
+	       "intercept (%lu); GDTR unchanged", hv_vp_index(), UNMAPPED_VA, o.faulted ? o.ex.vector : 0, o.ex.error_code, o.ex.cr2, o.entries);
+}
+
+static u64 user_lgdt(void *arg)
+{
+	lgdt(arg);
+	return 0;
+}
+
+/* The CPL check comes first: LGDT at CPL3 raises #GP(0), VTL1 hears nothing. */
+static void cpl3_lgdt(const struct tables *t)
+{
+	struct vsm_vp *vp = vsm_this_vp();
+	struct descriptor_table_ptr now;
+	struct ex_info ex;
+	u64 ret;
+
+	table_op[smp_id()] = t->gdt_copy;
+	configure(HV_CR_INTERCEPT_GDTR_WRITE, 0, 0);
+	u64 e = vp->entries[HV_VTL_ENTRY_INTERCEPT], m = vp->messages;
+	bool f = run_user(user_lgdt, &table_op[smp_id()], &ret, &ex);
+	u64 de = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e, dm = vp->messages - m;
+	sgdt(&now);
+	configure(0, 0, 0);
+	if (!same_table(&now, &t->gdtr))
+		lgdt(&t->gdtr);
+	report(f && ex.vector == GP_VECTOR && ex.error_code == 0 && de == 0 && dm == 0 && same_table(&now, &t->gdtr),
+	       "VP%u LGDT at CPL3 (GDTR write bit): #GP(0), no intercept (%lu); GDTR unchanged", hv_vp_index(), de);
+}
+
+/*
+ * Each bit intercepts its own instruction only: with the other three bits
+ * set, LGDT / LIDT of the copies and LLDT of the null selector take effect,
+ * LTR of the busy TSS raises #GP(selector) as it would without VSM. Then
+ * with CrInterceptControl 0, LGDT, LIDT and LLDT take effect. The tables
+ * are loaded again after each.
+ */
+static void tables_not_intercepted(const struct tables *t)
+{
+	struct descriptor_table_ptr g, i;
+	u16 tr = read_tr();
+	struct outcome o;
+
+	configure(TABLE_BITS & ~HV_CR_INTERCEPT_GDTR_WRITE, 0, 0);
+	set_table_gprs(75, &I_LGDT, &t->gdt_copy, 0);
+	o = run_plain(&I_LGDT);
+	sgdt(&g);
+	lgdt(&t->gdtr);
+	report(not_intercepted(&o) && same_table(&g, &t->gdt_copy) && gprs_kept(false),
+	       "VP%u LGDT with the IDTR, LDTR and TR bits (not GDTR): not intercepted, took effect: SGDT base 0x%lx limit 0x%x (the copy)",
+	       hv_vp_index(), g.base, g.limit);
+
+	configure(TABLE_BITS & ~HV_CR_INTERCEPT_IDTR_WRITE, 0, 0);
+	set_table_gprs(76, &I_LIDT, &t->idt_copy, 0);
+	o = run_plain(&I_LIDT);
+	sidt(&i);
+	lidt(&t->idtr);
+	report(not_intercepted(&o) && same_table(&i, &t->idt_copy) && gprs_kept(false),
+	       "VP%u LIDT with the GDTR, LDTR and TR bits (not IDTR): not intercepted, took effect: SIDT base 0x%lx limit 0x%x (the copy)",
+	       hv_vp_index(), i.base, i.limit);
+
+	configure(TABLE_BITS & ~HV_CR_INTERCEPT_LDTR_WRITE, 0, 0);
+	set_table_gprs(77, &I_LLDT, NULL, 0);
+	o = run_plain(&I_LLDT);
+	u16 l = read_ldtr();
+	report(not_intercepted(&o) && l == 0 && gprs_kept(false),
+	       "VP%u LLDT %%ax of the null selector with the GDTR, IDTR and TR bits (not LDTR): not intercepted, SLDT 0x%x", hv_vp_index(), l);
+
+	configure(TABLE_BITS & ~HV_CR_INTERCEPT_TR_WRITE, 0, 0);
+	set_table_gprs(78, &I_LTR, NULL, tr);
+	o = run_plain(&I_LTR);
+	u16 now = read_tr();
+	report(o.faulted && o.ex.vector == GP_VECTOR && o.ex.error_code == tr && o.ex.rip == (u64)I_LTR.at && o.entries == 0 &&
+	       o.messages == 0 && captured[smp_id()].count == 0 && now == tr,
+	       "VP%u LTR (%%r8) of its busy TSS with the GDTR, IDTR and LDTR bits (not TR): not intercepted, #GP(0x%lx) (vector %u) as without "
+	       "VSM, STR 0x%x", hv_vp_index(), o.ex.error_code, o.faulted ? o.ex.vector : 0, now);
+
+	configure(0, 0, 0);
+	set_table_gprs(79, &I_LGDT, &t->gdt_copy, 0);
+	struct outcome o1 = run_plain(&I_LGDT);
+	sgdt(&g);
+	lgdt(&t->gdtr);
+	set_table_gprs(79, &I_LIDT, &t->idt_copy, 0);
+	struct outcome o2 = run_plain(&I_LIDT);
+	sidt(&i);
+	lidt(&t->idtr);
+	set_table_gprs(79, &I_LLDT, NULL, 0);
+	struct outcome o3 = run_plain(&I_LLDT);
+	l = read_ldtr();
+	report(not_intercepted(&o1) && not_intercepted(&o2) && not_intercepted(&o3) && same_table(&g, &t->gdt_copy) &&
+	       same_table(&i, &t->idt_copy) && l == 0,
+	       "VP%u CrInterceptControl 0: LGDT, LIDT (of the copies) and LLDT (null selector) take effect, no intercepts", hv_vp_index());
+}
+
+static void descriptor_tables(void)
+{
+	struct tables t;
+
+	if (!copy_tables(&t))
+		return;
+	lgdt_denied(&t);
+	lidt_emulated(&t);
+	lldt_skipped();
+	ltr_skipped();
+	lgdt_operand_fault(&t);
+	cpl3_lgdt(&t);
+	tables_not_intercepted(&t);
+}
+
+/* VTL1's own CR0, CR4, LSTAR, EFER and descriptor-table accesses are not intercepted, whatever its control says of VTL0's. */
 static void vtl1_own_accesses(void)
 {
 	struct vsm_vp *vp = vsm_this_vp();
@@ -908,16 +1319,16 @@ static void vtl1_own_accesses(void)
 	u64 e = vp->entries[HV_VTL_ENTRY_INTERCEPT], m = vp->messages;
 
 	configure(HV_CR_INTERCEPT_CR0_WRITE | HV_CR_INTERCEPT_CR4_WRITE | HV_CR_INTERCEPT_MSR_LSTAR_READ | HV_CR_INTERCEPT_MSR_LSTAR_WRITE |
-			  HV_CR_INTERCEPT_MSR_EFER_READ | HV_CR_INTERCEPT_MSR_EFER_WRITE,
+			  HV_CR_INTERCEPT_MSR_EFER_READ | HV_CR_INTERCEPT_MSR_EFER_WRITE | TABLE_BITS,
 		  X86_CR0_WP, X86_CR4_TSD);
 	u64 r = vsm_call(CMD_OWN, mine, 0, 0);
 	configure(0, 0, 0);
 	u64 de = vp->entries[HV_VTL_ENTRY_INTERCEPT] - e, dm = vp->messages - m;
 	const typeof(own[0]) *w = &own[smp_id()];
 	report(r == 0 && de == 0 && dm == 0 && !(w->cr0 & X86_CR0_WP) && (w->cr4 & X86_CR4_TSD) && w->lstar == mine && w->efer == EFER_SCE &&
-	       rdmsr(MSR_LSTAR) == lstar,
-	       "VP%u VTL1's own MOV CR0 (WP off and on), MOV CR4 (TSD on and off), WRMSR/RDMSR LSTAR and EFER: not intercepted (%lu, %lu), "
-	       "took effect; VTL0's LSTAR untouched", hv_vp_index(), de, dm);
+	       w->tables && rdmsr(MSR_LSTAR) == lstar,
+	       "VP%u VTL1's own MOV CR0 (WP off and on), MOV CR4 (TSD on and off), WRMSR/RDMSR LSTAR and EFER, LGDT/LIDT/LLDT of its own "
+	       "tables: not intercepted (%lu, %lu), took effect; VTL0's LSTAR untouched", hv_vp_index(), de, dm);
 }
 
 static void intercepts(void *arg)
@@ -926,6 +1337,7 @@ static void intercepts(void *arg)
 	cr0_denied();
 	cr0_outside_mask();
 	lmsw_denied();
+	lmsw_memory_denied();
 	cr4_emulated();
 	xsetbv_intercepts();
 	lstar_intercepts();
@@ -933,6 +1345,7 @@ static void intercepts(void *arg)
 	efer_intercepts();
 	msr_table();
 	control_cleared();
+	descriptor_tables();
 	vtl1_own_accesses();
 	report(strays[smp_id()] == 0, "VP%u: no intercepts outside the planned accesses (%u)", hv_vp_index(), strays[smp_id()]);
 }

@@ -47,17 +47,22 @@ export type VcpuExit =
   /** KVM_EXIT_SYSTEM_EVENT (24), type KVM_SYSTEM_EVENT_WAKEUP (4): an inactive-VTL vCPU has an event (§3.3). */
   | { readonly reason: 'system-event'; readonly type: 'wakeup' }
   /**
-   * Our register-access exit (register-access-exits.ts): a control-register write or an MSR access
-   * the VMM asked to see. The instruction did not execute and RIP is on it: the next run() executes
-   * it again. `value`: what a write would write (for an MSR, EDX:EAX); 0 for a read.
+   * Our register-access exit (register-access-exits.ts): a control-register or descriptor-table
+   * register write or an MSR access the VMM asked to see. The instruction did not execute and RIP
+   * is on it: the next run() executes it again. `value`: what a write would write (for an MSR,
+   * EDX:EAX; for GDTR/IDTR the table's base, with `limit`; for LDTR/TR the selector); 0 for a read.
    */
   | {
     readonly reason: 'register-access';
-    readonly register: 'cr0' | 'cr4' | 'xcr0' | 'msr';
+    readonly register: 'cr0' | 'cr4' | 'xcr0' | 'msr' | 'gdtr' | 'idtr' | 'ldtr' | 'tr';
     /** The MSR number for 'msr', else 0. */
     readonly msr: number;
     readonly write: boolean;
     readonly value: bigint;
+    /** The limit of the table LGDT / LIDT loads, else 0. */
+    readonly limit: number;
+    /** The source operand is in memory (LGDT, LIDT, and the memory forms of LLDT, LTR, LMSW). */
+    readonly memoryOperand: boolean;
     readonly insnLen: number;
   }
   /** KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): see HypervHcallExit. */

@@ -18,11 +18,13 @@
  *
  * What exits: a MOV to CR0, LMSW or CLTS that changes a bit of `cr0Mask`; a
  * MOV to CR4 that changes a bit of `cr4Mask`; XSETBV of XCR0 when `xcr0`; an
- * RDMSR of an MSR in `msrRead`, a WRMSR of one in `msrWrite`. The check comes
- * after the instruction's #UD and privilege checks and before its value
- * checks (x86/host.ts RegisterAccessInfo).
+ * RDMSR of an MSR in `msrRead`, a WRMSR of one in `msrWrite`; LGDT, LIDT,
+ * LLDT, LTR when `gdtr`, `idtr`, `ldtr`, `tr`. The check comes after the
+ * instruction's #UD and privilege checks and its memory operand's read, and
+ * before its value checks (x86/host.ts RegisterAccessInfo).
  */
 import type { Cpu } from '../x86/cpu.js';
+import { WATCH_GDTR, WATCH_IDTR, WATCH_LDTR, WATCH_TR } from '../x86/host.js';
 import { KvmError } from './errors.js';
 
 export interface KvmRegisterAccessExits {
@@ -36,12 +38,24 @@ export interface KvmRegisterAccessExits {
   readonly msrRead: readonly number[];
   /** MSR numbers whose WRMSR exits. */
   readonly msrWrite: readonly number[];
+  /** LGDT, LIDT, LLDT, LTR exit. */
+  readonly gdtr: boolean;
+  readonly idtr: boolean;
+  readonly ldtr: boolean;
+  readonly tr: boolean;
 }
 
 /** At most this many MSRs per list (KVM's filter has 16 ranges of bitmaps; a list is plenty for the VMM's uses). */
 export const KVM_REGISTER_ACCESS_MAX_MSRS = 256;
 
-export const NO_REGISTER_ACCESS_EXITS: KvmRegisterAccessExits = Object.freeze({ cr0Mask: 0n, cr4Mask: 0n, xcr0: false, msrRead: [], msrWrite: [] });
+export const NO_REGISTER_ACCESS_EXITS: KvmRegisterAccessExits = Object.freeze({
+  cr0Mask: 0n, cr4Mask: 0n, xcr0: false, msrRead: [], msrWrite: [], gdtr: false, idtr: false, ldtr: false, tr: false,
+});
+
+function flag(v: unknown, what: string): boolean {
+  if (typeof v !== 'boolean') throw new KvmError('EINVAL', `${what} must be true or false, got ${String(v)}`);
+  return v;
+}
 
 function mask32(v: unknown, what: string): number {
   if (typeof v !== 'bigint' || v < 0n || v > 0xffff_ffffn) throw new KvmError('EINVAL', `${what} must be a bigint in 0..0xFFFFFFFF (bits 63:32 are reserved), got ${String(v)}`);
@@ -61,10 +75,12 @@ function msrSet(list: unknown, what: string): ReadonlySet<number> | null {
 export function setRegisterAccessExits(cpu: Cpu, cfg: KvmRegisterAccessExits): void {
   if (typeof cfg !== 'object' || cfg === null) throw new KvmError('EFAULT', 'the register-access exits are not an object');
   const cr0 = mask32(cfg.cr0Mask, 'cr0Mask'), cr4 = mask32(cfg.cr4Mask, 'cr4Mask');
-  if (typeof cfg.xcr0 !== 'boolean') throw new KvmError('EINVAL', `xcr0 must be true or false, got ${String(cfg.xcr0)}`);
+  const xcr0 = flag(cfg.xcr0, 'xcr0');
+  const tables = (flag(cfg.gdtr, 'gdtr') ? WATCH_GDTR : 0) | (flag(cfg.idtr, 'idtr') ? WATCH_IDTR : 0)
+    | (flag(cfg.ldtr, 'ldtr') ? WATCH_LDTR : 0) | (flag(cfg.tr, 'tr') ? WATCH_TR : 0);
   const read = msrSet(cfg.msrRead, 'msrRead'), write = msrSet(cfg.msrWrite, 'msrWrite');
-  cpu.cr0WriteWatch = cr0; cpu.cr4WriteWatch = cr4; cpu.xcr0WriteWatch = cfg.xcr0;
-  cpu.msrReadWatch = read; cpu.msrWriteWatch = write;
+  cpu.cr0WriteWatch = cr0; cpu.cr4WriteWatch = cr4; cpu.xcr0WriteWatch = xcr0;
+  cpu.msrReadWatch = read; cpu.msrWriteWatch = write; cpu.tableWriteWatch = tables;
 }
 
 /** What is armed now. */
@@ -72,5 +88,7 @@ export function getRegisterAccessExits(cpu: Cpu): KvmRegisterAccessExits {
   return {
     cr0Mask: BigInt(cpu.cr0WriteWatch >>> 0), cr4Mask: BigInt(cpu.cr4WriteWatch >>> 0), xcr0: cpu.xcr0WriteWatch,
     msrRead: [...(cpu.msrReadWatch ?? [])], msrWrite: [...(cpu.msrWriteWatch ?? [])],
+    gdtr: (cpu.tableWriteWatch & WATCH_GDTR) !== 0, idtr: (cpu.tableWriteWatch & WATCH_IDTR) !== 0,
+    ldtr: (cpu.tableWriteWatch & WATCH_LDTR) !== 0, tr: (cpu.tableWriteWatch & WATCH_TR) !== 0,
   };
 }

@@ -55,7 +55,7 @@ function mmioValue(size: number, lo: number, hi: number): bigint {
 }
 
 /** The 'register-access' exit's register, by WatchedRegister. */
-const WATCHED_NAMES = ['cr0', 'cr4', 'xcr0', 'msr'] as const satisfies Record<WatchedRegister, string>;
+const WATCHED_NAMES = ['cr0', 'cr4', 'xcr0', 'msr', 'gdtr', 'idtr', 'ldtr', 'tr'] as const satisfies Record<WatchedRegister, string>;
 
 export class Vcpu implements CpuHost {
   readonly id: number;
@@ -366,7 +366,7 @@ export class Vcpu implements CpuHost {
     const register = WATCHED_NAMES[info.register]!;
     this.exit = {
       reason: 'register-access', register, msr: info.msr, write: info.write,
-      value: (BigInt(info.hi >>> 0) << 32n) | BigInt(info.lo >>> 0), insnLen: info.insnLength,
+      value: (BigInt(info.hi >>> 0) << 32n) | BigInt(info.lo >>> 0), limit: info.limit, memoryOperand: info.memoryOperand, insnLen: info.insnLength,
     };
     if (this.vm.trace !== null) this.trace('kvm_register_access', { register, msr: info.msr.toString(16), write: info.write });
     this.cpu.abortInstruction();

@@ -124,7 +124,8 @@ export class Cpu {
    * Register accesses the owner sees before they happen (host.registerAccess):
    * a MOV to CR0 / LMSW / CLTS that changes a bit of cr0WriteWatch, a MOV to
    * CR4 that changes a bit of cr4WriteWatch, XSETBV while xcr0WriteWatch, and
-   * RDMSR / WRMSR of the MSRs in msrReadWatch / msrWriteWatch (null: none).
+   * RDMSR / WRMSR of the MSRs in msrReadWatch / msrWriteWatch (null: none),
+   * LGDT / LIDT / LLDT / LTR per tableWriteWatch (host.ts WATCH_* bits).
    * All off by default; the instructions concerned test them once.
    */
   cr0WriteWatch = 0;
@@ -132,6 +133,7 @@ export class Cpu {
   xcr0WriteWatch = false;
   msrReadWatch: ReadonlySet<number> | null = null;
   msrWriteWatch: ReadonlySet<number> | null = null;
+  tableWriteWatch = 0;
 
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;

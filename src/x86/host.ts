@@ -49,25 +49,32 @@ export interface MemFaultInfo {
   insnBytes: Uint8Array;
 }
 
-/** Which register a watched access (Cpu.watch*) concerns. */
-export const enum WatchedRegister { Cr0 = 0, Cr4 = 1, Xcr0 = 2, Msr = 3 }
+/** Which register a watched access (Cpu's *Watch fields) concerns. */
+export const enum WatchedRegister { Cr0 = 0, Cr4 = 1, Xcr0 = 2, Msr = 3, Gdtr = 4, Idtr = 5, Ldtr = 6, Tr = 7 }
+/** Cpu.tableWriteWatch bits: LGDT, LIDT, LLDT, LTR. */
+export const WATCH_GDTR = 1, WATCH_IDTR = 2, WATCH_LDTR = 4, WATCH_TR = 8;
 
 /**
  * A register access the owner asked to see before it happens (Cpu's
  * cr0WriteWatch, cr4WriteWatch, xcr0WriteWatch, msrReadWatch,
- * msrWriteWatch): the instruction passed its privilege checks and nothing
- * has changed yet. Value checks (reserved bits) come after: a write that
- * would #GP is reported too, as VM exits take priority over those faults
- * (SDM vol. 3, "Relative Priority of Faults and VM Exits").
+ * msrWriteWatch, tableWriteWatch): the instruction passed its privilege
+ * checks and read its memory operand, and nothing has changed yet. Value
+ * checks (reserved bits, descriptors) come after: a write that would #GP is
+ * reported too, as VM exits take priority over those faults (SDM vol. 3,
+ * "Relative Priority of Faults and VM Exits").
  */
 export interface RegisterAccessInfo {
   register: WatchedRegister;
   /** The MSR number for WatchedRegister.Msr, else 0. */
   msr: number;
   write: boolean;
-  /** For a write, the value being written (int32 halves); 0 for a read. */
+  /** For a write, the value being written (int32 halves; a table's base, a segment's selector); 0 for a read. */
   lo: number;
   hi: number;
+  /** The limit of a descriptor table being loaded (LGDT, LIDT), else 0. */
+  limit: number;
+  /** The instruction's source operand is in memory (LGDT, LIDT; LLDT, LTR, LMSW in their memory forms). */
+  memoryOperand: boolean;
   insnLength: number;
 }
 

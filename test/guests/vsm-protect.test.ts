@@ -16,15 +16,19 @@
  * - vsm-translate: TranslateVirtualAddress(Ex) results from VTL1 for VTL0
  *   and the negative statuses (§2.16, §5).
  * - vsm-crintercept: HvX64RegisterCrInterceptControl and its masks (written
- *   by VTL1 for itself: supported bits, refused bits with their reps,
- *   INVALID_PARAMETER / ACCESS_DENIED from the wrong VTL), and on each VP
- *   VTL0's CR0 / LMSW / CR4 writes changing a masked bit, XSETBV and
- *   RDMSR/WRMSR of every MSR the control covers: one entry with reason 3
- *   and one message per execution, RIP still on the instruction, the
- *   RegisterIntercept / MsrIntercept compared byte for byte; VTL1 denies,
- *   emulates or returns without handling (intercepted again); writes outside
- *   the masks, CPL3 accesses, a cleared control and VTL1's own accesses are
- *   not intercepted; the intercept page; per-VP registers (§3.7, §3.10, §4.6).
+ *   by VTL1 for itself: supported bits, the descriptor-table bits 15-18,
+ *   refused bits with their reps, INVALID_PARAMETER / ACCESS_DENIED from the
+ *   wrong VTL), and on each VP VTL0's CR0 / LMSW (register and memory
+ *   operand) / CR4 writes changing a masked bit, XSETBV, RDMSR/WRMSR of
+ *   every MSR the control covers, and LGDT / LIDT / LLDT / LTR: one entry
+ *   with reason 3 and one message per execution, RIP still on the
+ *   instruction, the RegisterIntercept (IsMemoryOp, the table or selector
+ *   being loaded) / MsrIntercept compared byte for byte; VTL1 denies,
+ *   emulates (CR4, XCR0, EFER, IDTR via SetVpRegisters) or returns without
+ *   handling (intercepted again); writes outside the masks, CPL3 accesses,
+ *   an LGDT whose operand faults (#PF first), the other table bits, a
+ *   cleared control and VTL1's own accesses are not intercepted; the
+ *   intercept page; per-VP registers (§3.7, §3.10, §4.6).
  *
  * Each run asserts the exact test count, no failures and no skips, plus the
  * lines that show each behaviour. (These guests found three host bugs, now
@@ -169,14 +173,17 @@ const MSR_CASES: readonly [bit: number, op: 'RDMSR' | 'WRMSR', name: string, msr
 ];
 
 for (const smp of [1, 2]) {
-  test(`guest vsm-crintercept (smp ${smp}): CrInterceptControl rules, byte-exact CR/XCR0/MSR intercepts, deny / emulate / re-execute`, { skip: skipOf('vsm-crintercept') }, () => {
+  test(`guest vsm-crintercept (smp ${smp}): CrInterceptControl rules, byte-exact CR/XCR0/MSR/descriptor-table intercepts, deny / emulate / re-execute`, { skip: skipOf('vsm-crintercept') }, () => {
     const o = cached('vsm-crintercept', smp);
-    // 25 partition-wide checks (registers 21, intercept page 4) + 60 per VP; with a second VP, 9 per-VP-register checks.
-    checkRun(o, 25 + 60 * smp + (smp >= 2 ? 9 : 0));
+    // 26 partition-wide checks (registers 22, intercept page 4) + 83 per VP (CR/XCR0/MSR 63, descriptor tables 20);
+    // with a second VP, 9 per-VP-register checks.
+    checkRun(o, 26 + 83 * smp + (smp >= 2 ? 9 : 0));
     for (const re of [
       line('VTL1: CrInterceptControl, Cr0Mask, Cr4Mask, Ia32MiscEnableMask read 0 at first \\(0x0: 0x0 0x0 0x0 0x0\\)'),
-      line('VTL1: CrInterceptControl 0xf87fe7 \\(every supported bit\\) => SUCCESS \\(0x100000000\\), reads 0xf87fe7'),
-      ...[3, 4, 15, 16, 17, 18, 24, 25, 28, 29, 63].map((b) =>
+      line('VTL1: CrInterceptControl 0xffffe7 \\(every supported bit\\) => SUCCESS \\(0x100000000\\), reads 0xffffe7'),
+      ...[15, 16, 17, 18].map((b) =>
+        line(`VTL1: CrInterceptControl 0x3 \\| bit ${b} => SUCCESS \\(0x100000000\\), reads 0x${(3 + 2 ** b).toString(16)}`)),
+      ...[3, 4, 24, 25, 28, 29, 32, 63].map((b) =>
         line(`VTL1: CrInterceptControl 0x3 \\| bit ${b} => INVALID_REGISTER_VALUE, 0 reps \\(0x50\\), still reads 0x3`)),
       line('VTL1: SetVpRegisters \\{Cr0Mask 0x10000, CrInterceptControl 0x13\\} => INVALID_REGISTER_VALUE, 1 rep \\(0x100000050\\); Cr0Mask 0x10000, CrInterceptControl 0x3'),
       line('VTL1: Cr0Mask ~0, Cr4Mask 0x8000000000000001, Ia32MiscEnableMask 0x123456789abcdef0 => SUCCESS \\(0x400000000\\), read back .*'),
@@ -187,13 +194,19 @@ for (const smp of [1, 2]) {
       line('VP0 MOV CR0 clearing WP with InterceptPage: 1 intercept: VTL entry with reason 3, message in the VP assist page, no SINT0 interrupt, .*'),
       line('VP0 MOV CR0 clearing WP with InterceptPage: message 1 is the RegisterIntercept: register 0x40000, value 0x80000011 expected, byte for byte'),
     ]) assert.match(o.out, re);
+    // The GDT copy the guest loads ends after the last CPU's TSS descriptor (0x40 + 16 per CPU); VP n's TR is 0x40 + 16n.
+    const copyLimit = (0x40 + 16 * smp - 1).toString(16);
     for (let n = 0; n < smp; n++) {
+      const tr = (0x40 + 16 * n).toString(16);
       for (const re of [
         line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
         line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): message 1 is the RegisterIntercept: register 0x40000, value 0x80000011 expected, byte for byte`),
         line(`VP${n} MOV CR0 clearing WP \\(Cr0Mask WP\\): VTL1 skipped it: VTL0's CR0 0x80010011 still has WP, GPRs unchanged`),
         line(`VP${n} MOV CR0 setting, then clearing TS \\(outside Cr0Mask WP\\): no intercepts, CR0 0x80010019 then 0x80010011`),
         line(`VP${n} LMSW setting TS \\(Cr0Mask TS\\): message 1 is the RegisterIntercept: register 0x40000, value 0x[0-9a-f]+ expected, byte for byte`),
+        line(`VP${n} LMSW \\(%rsi\\) setting TS \\(Cr0Mask TS\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} LMSW \\(%rsi\\) setting TS \\(Cr0Mask TS\\): message 1 is the RegisterIntercept: register 0x40000, value 0x80010019, memory operand expected, byte for byte`),
+        line(`VP${n} LMSW \\(%rsi\\) setting TS \\(Cr0Mask TS\\): VTL1 skipped it: VTL0's CR0 0x80010011, TS still clear, GPRs unchanged`),
         line(`VP${n} MOV CR4 setting TSD \\(Cr4Mask TSD\\): message 1 is the RegisterIntercept: register 0x40003, value 0x[0-9a-f]+ expected, byte for byte`),
         line(`VP${n} MOV CR4 setting TSD \\(Cr4Mask TSD\\): VTL1 emulated it \\(SetVpRegisters of VTL0's Cr4\\) and skipped it: VTL0's CR4 0x[0-9a-f]+`),
         line(`VP${n} MOV CR4 setting OSXSAVE \\(outside Cr4Mask TSD\\): no intercept, CR4 0x[0-9a-f]+`),
@@ -217,7 +230,26 @@ for (const smp of [1, 2]) {
         ...MSR_CASES.map(([bit, op, name, msr]) =>
           line(`VP${n} bit ${bit}: ${op} ${name}: intercepted once, the MsrIntercept: ${op === 'RDMSR' ? 'read' : 'write'} of MSR 0x${msr.toString(16)} expected byte for byte, skipped by VTL1 .*`)),
         line(`VP${n} CrInterceptControl 0 \\(masks WP, TSD\\): MOV CR0 clearing WP \\(0x80000011\\), MOV CR4 setting TSD \\(0x[0-9a-f]+\\), WRMSR LSTAR \\(0x[0-9a-f]+\\) take effect, no intercepts`),
-        line(`VP${n} VTL1's own MOV CR0 \\(WP off and on\\), MOV CR4 \\(TSD on and off\\), WRMSR/RDMSR LSTAR and EFER: not intercepted \\(0, 0\\), took effect; VTL0's LSTAR untouched`),
+        line(`VP${n} LGDT \\(%rsi\\) \\(GDTR write bit\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} LGDT \\(%rsi\\) \\(GDTR write bit\\): message 1 is the RegisterIntercept: register 0x70001, base 0x[0-9a-f]+, limit 0x${copyLimit}, memory operand expected, byte for byte`),
+        line(`VP${n} LGDT \\(%rsi\\) \\(GDTR write bit\\): VTL1 skipped it: SGDT base 0x[0-9a-f]+ limit 0x43f unchanged, GPRs unchanged`),
+        line(`VP${n} LIDT 0x10\\(%rdi\\) \\(IDTR write bit\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} LIDT 0x10\\(%rdi\\) \\(IDTR write bit\\): message 1 is the RegisterIntercept: register 0x70000, base 0x[0-9a-f]+, limit 0xfff, memory operand expected, byte for byte`),
+        line(`VP${n} LIDT 0x10\\(%rdi\\) \\(IDTR write bit\\): VTL1 emulated it \\(SetVpRegisters of VTL0's Idtr, an HV_X64_TABLE_REGISTER\\) and skipped it: SIDT base 0x[0-9a-f]+ limit 0xfff \\(the copy\\), GPRs unchanged`),
+        line(`VP${n} LLDT %ax of selector 0x38 \\(LDTR write bit\\): 2 intercepts: VTL entries with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} LLDT %ax of selector 0x38 \\(LDTR write bit\\): message 2 is the RegisterIntercept: register 0x60006, selector 0x38 expected, byte for byte`),
+        line(`VP${n} LLDT %ax of selector 0x38 \\(LDTR write bit\\): run again after VTL1 returned without handling it, then skipped: no #GP \\(0\\), SLDT 0x0 unchanged, GPRs unchanged`),
+        line(`VP${n} LTR \\(%r8\\) of its busy TSS 0x${tr} \\(TR write bit\\): 1 intercept: VTL entry with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        line(`VP${n} LTR \\(%r8\\) of its busy TSS 0x${tr} \\(TR write bit\\): message 1 is the RegisterIntercept: register 0x60007, selector 0x${tr}, memory operand expected, byte for byte`),
+        line(`VP${n} LTR \\(%r8\\) of its busy TSS 0x${tr} \\(TR write bit\\): VTL1 skipped it: no #GP \\(0\\), STR 0x${tr} unchanged, GPRs unchanged`),
+        line(`VP${n} LGDT \\(%rsi\\) from unmapped 0x7f0000000 \\(GDTR write bit\\): #PF \\(vector 14, error 0x0, CR2 0x7f0000000\\) at the instruction, no intercept \\(0\\); GDTR unchanged`),
+        line(`VP${n} LGDT at CPL3 \\(GDTR write bit\\): #GP\\(0\\), no intercept \\(0\\); GDTR unchanged`),
+        line(`VP${n} LGDT with the IDTR, LDTR and TR bits \\(not GDTR\\): not intercepted, took effect: SGDT base 0x[0-9a-f]+ limit 0x${copyLimit} \\(the copy\\)`),
+        line(`VP${n} LIDT with the GDTR, LDTR and TR bits \\(not IDTR\\): not intercepted, took effect: SIDT base 0x[0-9a-f]+ limit 0xfff \\(the copy\\)`),
+        line(`VP${n} LLDT %ax of the null selector with the GDTR, IDTR and TR bits \\(not LDTR\\): not intercepted, SLDT 0x0`),
+        line(`VP${n} LTR \\(%r8\\) of its busy TSS with the GDTR, IDTR and LDTR bits \\(not TR\\): not intercepted, #GP\\(0x${tr}\\) \\(vector 13\\) as without VSM, STR 0x${tr}`),
+        line(`VP${n} CrInterceptControl 0: LGDT, LIDT \\(of the copies\\) and LLDT \\(null selector\\) take effect, no intercepts`),
+        line(`VP${n} VTL1's own MOV CR0 \\(WP off and on\\), MOV CR4 \\(TSD on and off\\), WRMSR/RDMSR LSTAR and EFER, LGDT/LIDT/LLDT of its own tables: not intercepted \\(0, 0\\), took effect; VTL0's LSTAR untouched`),
         line(`VP${n}: no intercepts outside the planned accesses \\(0\\)`),
       ]) assert.match(o.out, re);
     }

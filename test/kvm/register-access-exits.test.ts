@@ -35,7 +35,7 @@ test('a CR0 write that changes a watched bit exits before it happens; one that c
   v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, cr0Mask: CR0_WP });
   const cr0 = v.getSregs().cr0;
   const e = m.runToExit(v) as AccessExit;
-  assert.deepEqual(e, { reason: 'register-access', register: 'cr0', msr: 0, write: true, value: cr0 & ~CR0_WP & ~CR0_TS, insnLen: 3 });
+  assert.deepEqual(e, { reason: 'register-access', register: 'cr0', msr: 0, write: true, value: cr0 & ~CR0_WP & ~CR0_TS, limit: 0, memoryOperand: false, insnLen: 3 });
   assert.equal(rip(v), BigInt(at.wpw), 'RIP on the MOV to CR0');
   assert.equal(v.getSregs().cr0, cr0 & ~CR0_TS, 'TS was cleared without an exit; WP is still set');
   assert.equal(m.runToExit(v).reason, 'register-access', 'not answered: the next run executes it again');
@@ -92,16 +92,46 @@ test('RDMSR and WRMSR of watched MSRs exit with EDX:EAX; other MSRs and the othe
       hlt`);
   v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, msrRead: [LSTAR], msrWrite: [LSTAR] });
   let e = m.runToExit(v) as AccessExit;
-  assert.deepEqual(e, { reason: 'register-access', register: 'msr', msr: LSTAR, write: false, value: 0n, insnLen: 2 });
+  assert.deepEqual(e, { reason: 'register-access', register: 'msr', msr: LSTAR, write: false, value: 0n, limit: 0, memoryOperand: false, insnLen: 2 });
   assert.equal(rip(v), BigInt(at.rd));
   v.setRegs({ ...v.getRegs(), rip: BigInt(at.rd + 2) });
   e = m.runToExit(v) as AccessExit;
-  assert.deepEqual(e, { reason: 'register-access', register: 'msr', msr: LSTAR, write: true, value: 0xffff8000_11223344n, insnLen: 2 });
+  assert.deepEqual(e, { reason: 'register-access', register: 'msr', msr: LSTAR, write: true, value: 0xffff8000_11223344n, limit: 0, memoryOperand: false, insnLen: 2 });
   assert.equal(rip(v), BigInt(at.wr));
-  assert.deepEqual(v.getRegisterAccessExits(), { cr0Mask: 0n, cr4Mask: 0n, xcr0: false, msrRead: [LSTAR], msrWrite: [LSTAR] });
+  assert.deepEqual(v.getRegisterAccessExits(), { ...NO_REGISTER_ACCESS_EXITS, msrRead: [LSTAR], msrWrite: [LSTAR] });
   v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, msrRead: [LSTAR] });
   assert.equal(m.runToExit(v).reason, 'hlt', 'the write is no longer watched');
   assert.equal(v.getMsrs([LSTAR])[0]!.data, 0xffff8000_11223344n);
+});
+
+test('LGDT, LIDT, LLDT and LTR exit with the table (base and limit) or selector, and whether the operand was in memory; LMSW from memory too', () => {
+  const { m, v, at } = machine(`
+    gd: lgdt [rip + tbl]
+    id: lidt [rip + tbl]
+    ld: lldt ax
+    t:  ltr word ptr [rip + sel]
+    lm: lmsw word ptr [rip + sel]
+      hlt
+    tbl: .word 0x1234
+      .quad 0xffff800000001000
+    sel: .word 0x0009`);
+  v.setRegs({ ...v.getRegs(), rax: 0x28n });
+  v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, gdtr: true, idtr: true, ldtr: true, tr: true, cr0Mask: CR0_TS });
+  const seen: unknown[] = [];
+  for (const [label, len] of [['gd', 7], ['id', 7], ['ld', 3], ['t', 7], ['lm', 7]] as const) {
+    const e = m.runToExit(v) as AccessExit;
+    assert.equal(rip(v), BigInt(at[label]!), `${label}: RIP on the instruction`);
+    assert.equal(e.insnLen, len, label);
+    seen.push([e.register, e.value, e.limit, e.memoryOperand]);
+    v.setRegs({ ...v.getRegs(), rip: v.getRegs().rip + BigInt(len) });
+  }
+  const cr0 = v.getSregs().cr0;
+  assert.deepEqual(seen, [
+    ['gdtr', 0xffff800000001000n, 0x1234, true], ['idtr', 0xffff800000001000n, 0x1234, true],
+    ['ldtr', 0x28n, 0, false], ['tr', 0x9n, 0, true], ['cr0', (cr0 & ~0xen) | 0x9n, 0, true],
+  ]);
+  assert.equal(m.runToExit(v).reason, 'hlt');
+  assert.notEqual(v.getSregs().gdt.base, 0xffff800000001000n, 'the skipped LGDT did not happen');
 });
 
 test('a watched write exits before its value is checked (a value that would #GP still exits)', () => {
@@ -128,6 +158,7 @@ test('bad configurations: EINVAL / E2BIG / EFAULT and nothing changes', () => {
     [{ ...good, cr4Mask: -1n }, 'EINVAL'],
     [{ ...good, cr0Mask: 1 as unknown as bigint }, 'EINVAL'],
     [{ ...good, xcr0: 1 as unknown as boolean }, 'EINVAL'],
+    [{ ...good, tr: undefined as unknown as boolean }, 'EINVAL'],
     [{ ...good, msrWrite: [2 ** 32] }, 'EINVAL'],
     [{ ...good, msrRead: [1.5] }, 'EINVAL'],
     [{ ...good, msrRead: 'x' as unknown as number[] }, 'EINVAL'],

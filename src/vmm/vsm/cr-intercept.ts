@@ -12,18 +12,21 @@
  *   value, intercepts nothing);
  * - XCR0 write (bit 2): XSETBV of XCR0;
  * - MSR reads and writes (bits 5-14, 19-23): RDMSR / WRMSR of LSTAR, STAR,
- *   CSTAR, APIC_BASE, EFER, SYSENTER_CS/EIP/ESP, SFMASK, TSC_AUX.
+ *   CSTAR, APIC_BASE, EFER, SYSENTER_CS/EIP/ESP, SFMASK, TSC_AUX;
+ * - GDTR / IDTR / LDTR / TR writes (bits 15-18): LGDT, LIDT, LLDT, LTR.
  * Bits we do not offer are refused with INVALID_REGISTER_VALUE (the sheet
  * names no status; nothing changes): IA32_MISC_ENABLE (the CPU has no such
- * MSR), the descriptor-table writes (bits 15-18: LGDT/LIDT/LLDT/LTR give no
- * exit), the SGX/XSS/CET/shadow-stack MSRs (not on this CPU), RsvdZ 63:29.
+ * MSR), the SGX/XSS/CET/shadow-stack MSRs (not on this CPU), RsvdZ 63:29.
  * Ia32MiscEnableMask is stored and read back, without effect.
  *
  * kvm is told the union of what the VTLs above each lower VTL watch; on an
  * exit, the lowest VTL above the accessing one that claims the access is
- * notified (§3.10 "nested intercepts"): a RegisterIntercept message (CR0
- * Cr0, CR4 Cr4, XCR0 Xfem; AccessInfo = the value written) or an
- * MsrIntercept message (MSR number, RDX, RAX) with the §4.4 header (access
+ * notified (§3.10 "nested intercepts"): a RegisterIntercept message
+ * (register Cr0, Cr4, Xfem, Gdtr, Idtr, Ldtr or Tr; IsMemoryOp when the
+ * source operand was in memory; AccessInfo = the value written: the u64
+ * for CR0/CR4/XCR0, an HV_X64_TABLE_REGISTER (limit at byte 6, base at 8)
+ * for GDTR/IDTR, the selector for LDTR/TR, the rest 0) or an MsrIntercept
+ * message (MSR number, RDX, RAX) with the §4.4 header (access
  * type read or write, RIP of the instruction), delivered like a GPA
  * intercept (memory-intercept.ts deliverIntercept), and the VP enters H with
  * entry reason 3. The instruction is not retired: after VtlReturn it runs
@@ -67,7 +70,7 @@ const has = (control: bigint, n: number | undefined): boolean => n !== undefined
 /** The CrInterceptControl bits this VMM intercepts; any other bit is refused. */
 export const CR_INTERCEPT_SUPPORTED: bigint = MSR_BITS.reduce(
   (m, e) => m | bit(e.write) | (e.read === undefined ? 0n : bit(e.read)),
-  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write),
+  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write) | bit(B.GdtrWrite) | bit(B.IdtrWrite) | bit(B.LdtrWrite) | bit(B.TrWrite),
 );
 
 const NONE: CrInterceptRegisters = Object.freeze({ control: 0n, cr0Mask: 0n, cr4Mask: 0n, miscEnableMask: 0n });
@@ -109,19 +112,23 @@ function above(vp: VsmVp, lower: number): { vtl: number; regs: CrInterceptRegist
 export function applyRegisterAccessExits(vp: VsmVp): void {
   vp.vcpus.forEach((v, lower) => {
     if (v === undefined) return;
-    let cr0Mask = 0n, cr4Mask = 0n, xcr0 = false;
+    let cr0Mask = 0n, cr4Mask = 0n, xcr0 = false, gdtr = false, idtr = false, ldtr = false, tr = false;
     const msrRead = new Set<number>(), msrWrite = new Set<number>();
     for (const { regs: r } of above(vp, lower)) {
       // CR0 and CR4 bits 63:32 are reserved (a write setting one is a #GP): kvm watches bits 31:0.
       if (has(r.control, B.Cr0Write)) cr0Mask |= r.cr0Mask & 0xffff_ffffn;
       if (has(r.control, B.Cr4Write)) cr4Mask |= r.cr4Mask & 0xffff_ffffn;
       if (has(r.control, B.Xcr0Write)) xcr0 = true;
+      if (has(r.control, B.GdtrWrite)) gdtr = true;
+      if (has(r.control, B.IdtrWrite)) idtr = true;
+      if (has(r.control, B.LdtrWrite)) ldtr = true;
+      if (has(r.control, B.TrWrite)) tr = true;
       for (const e of MSR_BITS) {
         if (has(r.control, e.read)) msrRead.add(e.msr);
         if (has(r.control, e.write)) msrWrite.add(e.msr);
       }
     }
-    v.setRegisterAccessExits({ cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite] });
+    v.setRegisterAccessExits({ cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite], gdtr, idtr, ldtr, tr });
   });
 }
 
@@ -131,6 +138,10 @@ function claims(r: CrInterceptRegisters, exit: RegisterAccessExit, oldValue: big
     case 'cr0': return has(r.control, B.Cr0Write) && ((oldValue ^ exit.value) & r.cr0Mask) !== 0n;
     case 'cr4': return has(r.control, B.Cr4Write) && ((oldValue ^ exit.value) & r.cr4Mask) !== 0n;
     case 'xcr0': return has(r.control, B.Xcr0Write);
+    case 'gdtr': return has(r.control, B.GdtrWrite);
+    case 'idtr': return has(r.control, B.IdtrWrite);
+    case 'ldtr': return has(r.control, B.LdtrWrite);
+    case 'tr': return has(r.control, B.TrWrite);
     case 'msr': {
       const e = MSR_BITS.find((m) => m.msr === exit.msr);
       return e !== undefined && has(r.control, exit.write ? e.write : e.read);
@@ -143,7 +154,12 @@ export type RegisterAccessOutcome =
   | { readonly kind: 'not-vsm' }
   | { readonly kind: 'intercepted'; readonly vtl: number; readonly offer: string };
 
-const REGISTER_NAMES = { cr0: N.Cr0, cr4: N.Cr4, xcr0: N.Xfem } as const;
+const REGISTER_NAMES = { cr0: N.Cr0, cr4: N.Cr4, xcr0: N.Xfem, gdtr: N.Gdtr, idtr: N.Idtr, ldtr: N.Ldtr, tr: N.Tr } as const;
+
+/** RegisterIntercept's AccessInfo (two u64s) for a write of `exit`'s value (see the file comment). */
+function accessInfo(exit: RegisterAccessExit): readonly [bigint, bigint] {
+  return exit.register === 'gdtr' || exit.register === 'idtr' ? [BigInt(exit.limit) << 48n, exit.value] : [exit.value, 0n];
+}
 
 /** Turns a register-access exit of a lower VTL's Vcpu into a secure intercept (see the file comment). */
 export function handleRegisterAccess(p: VsmPartition, vcpu: Vcpu, exit: RegisterAccessExit): RegisterAccessOutcome {
@@ -158,7 +174,7 @@ export function handleRegisterAccess(p: VsmPartition, vcpu: Vcpu, exit: Register
   const { header, regs } = interceptHeaderContext(vcpu, { vpIndex: vp.index, vtl: where.vtl, accessType, instructionLength: exit.insnLen });
   const msg = exit.register === 'msr'
     ? msrInterceptMessage(header, exit.msr, regs.rdx, regs.rax, VSM_PARTITION_ID)
-    : registerInterceptMessage(header, REGISTER_NAMES[exit.register], exit.value, VSM_PARTITION_ID);
+    : registerInterceptMessage(header, REGISTER_NAMES[exit.register], accessInfo(exit), exit.memoryOperand, VSM_PARTITION_ID);
   const offer = deliverIntercept(p, higher, target, msg);
   vcpu.vm.trace?.emit('vsm_register_intercept', vcpu.id, vcpu.nowNs(), {
     vp: vp.index, from: where.vtl, to: target, register: exit.register, msr: exit.msr.toString(16), write: exit.write, rip: header.rip.toString(16), offer,

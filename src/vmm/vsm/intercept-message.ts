@@ -19,6 +19,7 @@
 import {
   HV_INTERCEPT_MAX_INSTRUCTION_BYTES, HV_SEGMENT_ATTR_RESERVED, HvCacheType, HvExecutionState, HvInterceptAccessType,
   HvInterceptHeader, HvMemoryAccessInfo, HvMemoryIntercept, HvMessageType, HvMsrInterceptMessage, HvRegisterInterceptMessage, HvSegmentRegister,
+  HV_REGISTER_INTERCEPT_IS_MEMORY_OP,
 } from '../../spec/tlfs.js';
 import type { HvMessage } from '../../kvm/hyperv/message.js';
 import { VsmError, u64, uint } from './errors.js';
@@ -178,17 +179,20 @@ export function memoryInterceptMessage(c: MemoryInterceptContext, originationId:
 }
 
 /**
- * HvMessageTypeRegisterIntercept (0x80010006, §4.6): a write of `value` to
- * the register `registerName` (an HvRegisterName). Flags (IsMemoryOp) is 0:
- * the exit does not say whether the source was a memory operand, which only
- * LMSW m16 could make it. AccessInfo holds the source value in its low 8 bytes.
+ * HvMessageTypeRegisterIntercept (0x80010006, §4.6): a write to the register
+ * `registerName` (an HvRegisterName) whose source value, as the register's
+ * HV_REGISTER_VALUE, is `accessInfo` (two u64s); IsMemoryOp when the source
+ * operand was in memory.
  */
-export function registerInterceptMessage(h: InterceptHeaderContext, registerName: number, value: bigint, originationId: bigint): HvMessage {
+export function registerInterceptMessage(h: InterceptHeaderContext, registerName: number, accessInfo: readonly [bigint, bigint],
+  isMemoryOp: boolean, originationId: bigint): HvMessage {
   const R = HvRegisterInterceptMessage;
   const out = new Uint8Array(R.Bytes), dv = new DataView(out.buffer);
   writeInterceptHeader(dv, h);
+  dv.setUint8(R.Flags, isMemoryOp ? HV_REGISTER_INTERCEPT_IS_MEMORY_OP : 0);
   dv.setUint32(R.RegisterName, uint(registerName, 0xffffffff, 'register name'), true);
-  dv.setBigUint64(R.AccessInfo, u64(value, 'register value'), true);
+  dv.setBigUint64(R.AccessInfo, u64(accessInfo[0], 'access info'), true);
+  dv.setBigUint64(R.AccessInfo + 8, u64(accessInfo[1], 'access info'), true);
   return { type: HvMessageType.RegisterIntercept, payload: out, originationId: u64(originationId, 'origination ID') };
 }
 

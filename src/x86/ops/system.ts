@@ -13,7 +13,7 @@ import { getReg, readRm, setReg, writeRm } from '../operands.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../segment-cache.js';
 import { loadSystemSegment } from '../segments.js';
 import { deliverEvent, EventKind } from '../interrupts.js';
-import { WatchedRegister } from '../host.js';
+import { WATCH_GDTR, WATCH_IDTR, WATCH_LDTR, WATCH_TR, WatchedRegister } from '../host.js';
 import { vpnKey } from '../tlb.js';
 import {
   AC, CF, CR4_DE, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
@@ -28,12 +28,17 @@ const out = new Int32Array(4);
 function requireCpl0(c: Cpu): void { if (c.cpl !== 0) faultErr(GP, 0); }
 
 /** Tells the owner about a watched register access (Cpu.cr0WriteWatch ...); it may abort the instruction. */
-function watched(c: Cpu, i: Insn, register: WatchedRegister, msr: number, write: boolean, lo: number, hi: number): void {
-  c.host.registerAccess({ register, msr, write, lo, hi, insnLength: i.len });
+function watched(c: Cpu, i: Insn, register: WatchedRegister, msr: number, write: boolean, lo: number, hi: number,
+  limit = 0, memoryOperand = false): void {
+  c.host.registerAccess({ register, msr, write, lo, hi, limit, memoryOperand, insnLength: i.len });
 }
 /** A CR0 write of `v` (the operand, before ET is forced to 1) that changes a watched bit goes to the owner first. */
-function watchCr0(c: Cpu, i: Insn, v: number, hi: number): void {
-  if (c.cr0WriteWatch !== 0 && ((c.cr0 ^ v) & c.cr0WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr0, 0, true, v, hi);
+function watchCr0(c: Cpu, i: Insn, v: number, hi: number, memoryOperand = false): void {
+  if (c.cr0WriteWatch !== 0 && ((c.cr0 ^ v) & c.cr0WriteWatch) !== 0) watched(c, i, WatchedRegister.Cr0, 0, true, v, hi, 0, memoryOperand);
+}
+/** LGDT / LIDT of a table and LLDT / LTR of a selector (ModRM forms: i.rm < 0 is memory) go to the owner first when tableWriteWatch has `bit`. */
+function watchTable(c: Cpu, i: Insn, bit: number, register: WatchedRegister, lo: number, hi: number, limit: number): void {
+  if (c.tableWriteWatch & bit) watched(c, i, register, 0, true, lo, hi, limit, i.rm < 0);
 }
 function canonical(hi: number): boolean { return ((hi << 16) >> 16) === hi; }
 
@@ -56,8 +61,22 @@ function loadTable(c: Cpu, i: Insn): { limit: number; lo: number; hi: number } {
 }
 def('0F 01/0.m', { name: 'sgdt', exec: (c, i) => storeTable(c, i, c.gdtrLimit, c.gdtrBaseLo, c.gdtrBaseHi) });
 def('0F 01/1.m', { name: 'sidt', exec: (c, i) => storeTable(c, i, c.idtrLimit, c.idtrBaseLo, c.idtrBaseHi) });
-def('0F 01/2.m', { name: 'lgdt', size: 'f64', exec: (c, i) => { const t = loadTable(c, i); c.gdtrLimit = t.limit; c.gdtrBaseLo = t.lo; c.gdtrBaseHi = t.hi; } });
-def('0F 01/3.m', { name: 'lidt', size: 'f64', exec: (c, i) => { const t = loadTable(c, i); c.idtrLimit = t.limit; c.idtrBaseLo = t.lo; c.idtrBaseHi = t.hi; } });
+/** LGDT / LIDT: reads the table operand, shows it to the owner when tableWriteWatch has `bit`, then loads it. */
+function loadTableOp(bit: number, register: WatchedRegister, load: (c: Cpu, limit: number, lo: number, hi: number) => void): Handler {
+  return (c, i) => {
+    const t = loadTable(c, i);
+    watchTable(c, i, bit, register, t.lo, t.hi, t.limit);
+    load(c, t.limit, t.lo, t.hi);
+  };
+}
+def('0F 01/2.m', {
+  name: 'lgdt', size: 'f64',
+  exec: loadTableOp(WATCH_GDTR, WatchedRegister.Gdtr, (c, limit, lo, hi) => { c.gdtrLimit = limit; c.gdtrBaseLo = lo; c.gdtrBaseHi = hi; }),
+});
+def('0F 01/3.m', {
+  name: 'lidt', size: 'f64',
+  exec: loadTableOp(WATCH_IDTR, WatchedRegister.Idtr, (c, limit, lo, hi) => { c.idtrLimit = limit; c.idtrBaseLo = lo; c.idtrBaseHi = hi; }),
+});
 def('0F 01/4', { name: 'smsw', exec: (c, i) => { if (i.rm >= 0) setReg(c, i.rm, i.osz, c.cr0); else writeRm(c, i, c.cr0 & 0xffff, 0, 2); } });
 def('0F 01/6', {
   name: 'lmsw', end: true,
@@ -66,7 +85,7 @@ def('0F 01/6', {
     const v = readRm(c, i, 2);
     // LMSW changes PE MP EM TS only and cannot clear PE.
     const cr0 = (c.cr0 & ~0xe) | (v & 0xf) | (c.cr0 & CR0_PE);
-    watchCr0(c, i, cr0, 0);
+    watchCr0(c, i, cr0, 0, i.rm < 0);
     writeCr0(c, cr0, 0);
   },
 });
@@ -76,8 +95,17 @@ function writeSel(c: Cpu, i: Insn, v: number): void {
   if (!(c.cr0 & CR0_PE)) fault(UD);
   if (i.rm >= 0) setReg(c, i.rm, i.osz, v); else writeRm(c, i, v, 0, 2);
 }
-def('0F 00/2', { name: 'lldt', exec: (c, i) => { protectedCpl0(c); loadSystemSegment(c, LDTR, readRm(c, i, 2)); } });
-def('0F 00/3', { name: 'ltr', exec: (c, i) => { protectedCpl0(c); loadSystemSegment(c, TR, readRm(c, i, 2)); } });
+/** LLDT / LTR: reads the selector, shows it to the owner when tableWriteWatch has `bit`, then loads the segment. */
+function loadSystemSegmentOp(seg: number, bit: number, register: WatchedRegister): Handler {
+  return (c, i) => {
+    protectedCpl0(c);
+    const sel = readRm(c, i, 2);
+    watchTable(c, i, bit, register, sel, 0, 0);
+    loadSystemSegment(c, seg, sel);
+  };
+}
+def('0F 00/2', { name: 'lldt', exec: loadSystemSegmentOp(LDTR, WATCH_LDTR, WatchedRegister.Ldtr) });
+def('0F 00/3', { name: 'ltr', exec: loadSystemSegmentOp(TR, WATCH_TR, WatchedRegister.Tr) });
 function protectedCpl0(c: Cpu): void { if (!(c.cr0 & CR0_PE)) fault(UD); requireCpl0(c); }
 
 // ---- control registers ----
