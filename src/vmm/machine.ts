@@ -44,6 +44,7 @@ import { handleVsmHypercall } from './vsm/hc-vsm.js';
 import { vpHasStarted } from './vsm/hc-vp.js';
 import { handleProtectionFault } from './vsm/memory-intercept.js';
 import { handleRegisterAccess } from './vsm/cr-intercept.js';
+import { handleUnrecoverableException } from './vsm/unrecoverable-exception.js';
 import { enterHigherVtl, notifyLowerVtlInterrupt } from './vsm/vtl-switch.js';
 
 /** One line: which access of which page the memory attributes denied. */
@@ -316,6 +317,8 @@ export class Machine {
         if (!exit.isWrite) v.completeMmio(exit.size === 8 ? 0xffffffffffffffffn : BigInt(2 ** (8 * exit.size) - 1));
         return undefined;
       case 'shutdown':
+        // A lower VTL's triple fault goes to a higher VTL that asked for it (vsm/unrecoverable-exception.ts).
+        if (this.vsm !== null && handleUnrecoverableException(this.vsm, v, exit).kind === 'intercepted') return undefined;
         return { kind: 'shutdown', vcpu: v.id, why: exit.why, detail: describeVcpu(v) };
       case 'hyperv-hcall':
         // The VSM calls (vsm/hc-vsm.ts VSM_HYPERCALLS) go to the partition.

@@ -13,6 +13,7 @@ import { handleVsmHypercall } from '../../src/vmm/vsm/hc-vsm.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
 import { handleProtectionFault } from '../../src/vmm/vsm/memory-intercept.js';
 import { handleRegisterAccess } from '../../src/vmm/vsm/cr-intercept.js';
+import { handleUnrecoverableException } from '../../src/vmm/vsm/unrecoverable-exception.js';
 import { VsmPartition, type VsmVp } from '../../src/vmm/vsm/partition.js';
 import { hvSegmentFromKvm, writeHvSegment, writeHvTable } from '../../src/vmm/vsm/segment.js';
 import { HvMachine, LINUX_GUEST_OS_ID } from '../kvm/hypercall-machine.js';
@@ -67,7 +68,7 @@ export class VsmRig {
   /**
    * Runs VP `index` like the machine's scheduler (only the active VTL's
    * Vcpu, VSM exits to hc-vsm.ts, protection faults to memory-intercept.ts,
-   * register accesses to cr-intercept.ts)
+   * register accesses to cr-intercept.ts, triple faults to unrecoverable-exception.ts)
    * until the active Vcpu halts; returns the VTL it halted in.
    */
   drive(index = 0, maxExits = 100): number {
@@ -82,6 +83,7 @@ export class VsmRig {
       if (e.reason === 'hlt') return vp.activeVtl;
       if (e.reason === 'memory-fault' && handleProtectionFault(this.p, v, e).kind === 'intercepted') continue;
       if (e.reason === 'register-access' && handleRegisterAccess(this.p, v, e).kind === 'intercepted') continue;
+      if (e.reason === 'shutdown' && handleUnrecoverableException(this.p, v, e).kind === 'intercepted') continue;
       throw new Error(`VP ${index} stopped with a ${e.reason} exit in VTL${vp.activeVtl}`);
     }
     throw new Error(`VP ${index} made more than ${maxExits} exits`);

@@ -176,6 +176,11 @@ export class VsmPartition {
     return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).interceptPage;
   }
 
+  /** VsmPartitionConfig.InterceptUnrecoverableException of VTL `vtl`: lower VTLs' triple faults go to it (unrecoverable-exception.ts). */
+  interceptsUnrecoverableException(vtl: number): boolean {
+    return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).interceptUnrecoverableException;
+  }
+
   /** VsmPartitionConfig.EnableVtlProtection of VTL `vtl`: ModifyVtlProtectionMask may target it. */
   isProtectionEnabled(vtl: number): boolean {
     return decodePartitionConfig(this.partitionConfig[vtl] ?? 0n).enableVtlProtection;

@@ -150,9 +150,14 @@ export function enableProtectionConfig(mask: number): bigint {
   return encodePartitionConfig({ ...decodePartitionConfig(0n), enableVtlProtection: true, defaultVtlProtectionMask: mask });
 }
 
-/** The bits TLFS documents (0-6, 9); hvdef-only bits 7, 8, 10, 11, 13-15 need features we do not have; 12 needs InterceptPageAvailable. */
-const TLFS_CONFIG_BITS = [PB.EnableVtlProtection, 1, 2, 3, 4, PB.ZeroMemoryOnReset, PB.DenyLowerVtlStartup, PB.InterceptVpStartup]
-  .reduce((m, b) => m | (1n << BigInt(b)), 0n);
+/**
+ * The bits we accept: those TLFS documents (0-6, 9) and hvdef's 11
+ * (InterceptUnrecoverableException, unrecoverable-exception.ts); hvdef-only
+ * bits 7, 8, 10, 13-15 need features we do not have; 12 needs InterceptPageAvailable.
+ */
+const TLFS_CONFIG_BITS = [
+  PB.EnableVtlProtection, 1, 2, 3, 4, PB.ZeroMemoryOnReset, PB.DenyLowerVtlStartup, PB.InterceptVpStartup, PB.InterceptUnrecoverableException,
+].reduce((m, b) => m | (1n << BigInt(b)), 0n);
 
 /**
  * SetVpRegisters(VsmPartitionConfig) value rules (§3.7), SUCCESS or INVALID_REGISTER_VALUE:
