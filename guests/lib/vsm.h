@@ -446,10 +446,15 @@ extern char vsm_vtl1_isr_stubs[];
 
 /* HvRegisterVsmPartitionConfig bit 12 (§3.7): intercept messages go to the VP assist page (offset 0x70), not SINT0. */
 #define HV_VSM_CONFIG_INTERCEPT_PAGE BIT(12)
+/* Bits 10 (unimplemented CPUID leaves) and 11 (a lower VTL's triple fault: an UnrecoverableException message) (§3.7). */
+#define HV_VSM_CONFIG_INTERCEPT_CPUID_UNIMPLEMENTED BIT(10)
+#define HV_VSM_CONFIG_INTERCEPT_UNRECOVERABLE_EXCEPTION BIT(11)
 
 /* Message types (§4.3) and the payloads of §4.6 after the §4.4 header. */
 #define HV_MESSAGE_TYPE_MSR_INTERCEPT 0x80010001u
 #define HV_MESSAGE_TYPE_REGISTER_INTERCEPT 0x80010006u
+/* UnrecoverableException (§4.3, §4.6): the payload is the §4.4 header only. */
+#define HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION 0x80000021u
 
 /* HV_X64_INTERCEPT_MESSAGE_HEADER (§4.4): the first 40 bytes of every x64 intercept payload. */
 struct hv_intercept_header {

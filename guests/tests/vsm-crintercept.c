@@ -44,6 +44,19 @@
  *    the VP assist page, no SINT0 interrupt.
  * 4. With two or more CPUs: each VP has its own registers; VP1's VTL0 is not
  *    intercepted by VP0's control and vice versa.
+ * 5. Unrecoverable exceptions (VsmPartitionConfig bit 11,
+ *    InterceptUnrecoverableException; §3.7, §4.3, §4.6): the bit reads back
+ *    as written, bit 10 (InterceptCpuidUnimplemented) is still refused. On
+ *    each VP, VTL1 sets it; VTL0, IF clear, loads an empty IDT (limit 0)
+ *    and executes UD2: #UD, #GP, #DF cannot be delivered, a triple fault.
+ *    VTL1 is entered with reason 3 and gets the UnrecoverableException
+ *    message (header only: instruction length 0, access type read, RIP on
+ *    the UD2), compared byte for byte with the one built from VTL0's state;
+ *    VTL0's RIP and Idtr (GetVpRegisters) are those it stopped with. VTL1
+ *    returns without repairing it (the same triple fault, the same message),
+ *    then repairs it (SetVpRegisters of VTL0's Idtr back to its IDT and of
+ *    its Rip past the UD2): VTL0 goes on with every GPR as it was, and
+ *    takes its next #UD itself. VTL1 clears the bit again.
  *
  * Run with --hv hv-vpindex,hv-synic,hv-vapic,hv-vsm at any CPU count; the
  * counts in test/guests/vsm-protect.test.ts depend on it. Without VSM
@@ -72,8 +85,11 @@ enum { CMD_SET = VSM_CMD_USER, CMD_GET, CMD_TRY, CMD_OWN };
 #define TABLE_BITS (HV_CR_INTERCEPT_GDTR_WRITE | HV_CR_INTERCEPT_IDTR_WRITE | HV_CR_INTERCEPT_LDTR_WRITE | HV_CR_INTERCEPT_TR_WRITE)
 /* What the partition is called in intercept messages (src/vmm/vsm/memory-intercept.ts; the sheet gives no value). */
 #define ORIGINATION_ID 1
-/* Header and payload of a register or MSR intercept message: what is compared. */
-#define MESSAGE_BYTES (16 + 0x40)
+/* The bytes compared of a message: its 16-byte header and payload (0x40 for a register or MSR intercept, 0x28 for an UnrecoverableException). */
+static unsigned message_bytes(const struct hv_message *want)
+{
+	return 16 + ALIGN_UP(want->payload_size, 8);
+}
 #define MAX_CAPTURE 4
 /* Upper halves WRMSR and XSETBV ignore: the message must still carry the full RDX and RAX. */
 #define HIGH_RAX 0xa5a5a5a500000000UL
@@ -96,6 +112,9 @@ ACCESS_FN(access_lgdt, "lgdt (%rsi)");
 ACCESS_FN(access_lidt, "lidt 0x10(%rdi)");
 ACCESS_FN(access_lldt, "lldt %ax");
 ACCESS_FN(access_ltr, "ltr (%r8)");
+/* With an empty IDT: the triple fault. */
+ACCESS_FN(access_ud2, "ud2");
+#define UD2_LENGTH 2
 
 struct insn {
 	void (*fn)(void);
@@ -104,7 +123,7 @@ struct insn {
 #define INSN(n) { access_##n, access_##n##_insn, access_##n##_end }
 static const struct insn I_CR0 = INSN(cr0), I_CR4 = INSN(cr4), I_LMSW = INSN(lmsw), I_LMSW_MEM = INSN(lmsw_mem),
 			 I_XSETBV = INSN(xsetbv), I_WRMSR = INSN(wrmsr), I_RDMSR = INSN(rdmsr), I_LGDT = INSN(lgdt),
-			 I_LIDT = INSN(lidt), I_LLDT = INSN(lldt), I_LTR = INSN(ltr);
+			 I_LIDT = INSN(lidt), I_LLDT = INSN(lldt), I_LTR = INSN(ltr), I_UD2 = INSN(ud2);
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8 };
 /* lidt's displacement: RDI points this far before the operand. */
@@ -152,6 +171,7 @@ struct capture {
 	volatile u32 count;
 	struct hv_message msg[MAX_CAPTURE];
 	u64 vtl0_rip[MAX_CAPTURE];       /* VTL0's RIP (GetVpRegisters) when the message came */
+	struct hv_table vtl0_idtr[MAX_CAPTURE]; /* and its Idtr, for an UnrecoverableException */
 	volatile unsigned statuses;      /* OR of the statuses of its Get/SetVpRegisters calls */
 	volatile u64 bad_next;           /* RIP + InstructionLength, when that was not the end label */
 };
@@ -179,11 +199,17 @@ static void on_message(struct vsm_vp *vp, const struct hv_message *m)
 	if (k < MAX_CAPTURE) {
 		memcpy(&c->msg[k], m, sizeof(*m));
 		c->vtl0_rip[k] = rip[0];
+		if (m->type == HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION)
+			c->statuses |= vsm_get_reg(&vp->hvc, HV_VP_INDEX_SELF, HV_INPUT_VTL(0), HV_REG_IDTR, &c->vtl0_idtr[k]);
 	}
 	if (k + 1 < p->handle_at && k + 1 < MAX_CAPTURE)
 		return; /* VTL0 runs it again */
-	/* Skip it: RIP + InstructionLength (§4.4), or the end label if the message says otherwise (no jump into the middle of something). */
-	u64 next = h->rip + (h->insn_length_cr8 & 0xf);
+	/*
+	 * Skip it: RIP + InstructionLength (§4.4), or the end label if the
+	 * message says otherwise (no jump into the middle of something). A
+	 * triple fault has no instruction length (0): past the planned UD2.
+	 */
+	u64 next = h->rip + (m->type == HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION ? UD2_LENGTH : (h->insn_length_cr8 & 0xf));
 	if (next != p->resume) {
 		c->bad_next = next;
 		next = p->resume;
@@ -450,7 +476,11 @@ static void set_rflags(struct hv_message *m)
 
 static void describe(char *buf, unsigned size, const struct hv_message *m)
 {
-	if (m->type == HV_MESSAGE_TYPE_REGISTER_INTERCEPT) {
+	if (m->type == HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION) {
+		const struct hv_intercept_header *h = (const void *)m->payload;
+
+		snprintf(buf, size, "UnrecoverableException (header only: RIP 0x%lx, instruction length 0, RFLAGS 0x%lx)", h->rip, h->rflags);
+	} else if (m->type == HV_MESSAGE_TYPE_REGISTER_INTERCEPT) {
 		const struct hv_register_intercept *p = (const void *)m->payload;
 		const char *mem = (p->flags & HV_REGISTER_INTERCEPT_IS_MEMORY_OP) ? ", memory operand" : "";
 
@@ -500,7 +530,7 @@ static void check_intercepts(const char *who, const struct outcome *o, const str
 	report_intercepts(who, o, in, n, page);
 	describe(what, sizeof(what), want);
 	for (unsigned k = 0; k < n && k < MAX_CAPTURE; k++)
-		report(vsm_same_bytes(who, &c->msg[k], want, MESSAGE_BYTES), "%s: message %u is the %s expected, byte for byte", who, k + 1, what);
+		report(vsm_same_bytes(who, &c->msg[k], want, message_bytes(want)), "%s: message %u is the %s expected, byte for byte", who, k + 1, what);
 }
 
 static void restore_cr0(u64 cr0)
@@ -661,7 +691,7 @@ static void lmsw_denied(void)
 	report_intercepts(who, &o, &I_LMSW, 1, false);
 	const struct hv_message *got = &captured[smp_id()].msg[0];
 	describe(what, sizeof(what), &want);
-	report(vsm_same_bytes(who, got, &want, MESSAGE_BYTES), "%s: message 1 is the %s expected, byte for byte", who, what);
+	report(vsm_same_bytes(who, got, &want, message_bytes(&want)), "%s: message 1 is the %s expected, byte for byte", who, what);
 	report(now == cr0 && gprs_kept(false), "%s: VTL1 skipped it: VTL0's CR0 0x%lx, TS still clear, GPRs unchanged", who, now);
 }
 
@@ -978,7 +1008,7 @@ static void msr_table(void)
 			wrmsr(t->msr, cur);
 		set_rflags(&want);
 		describe(what, sizeof(what), &want);
-		bool ok = intercepted(&o, in, 1, false) && vsm_same_bytes(who, &captured[smp_id()].msg[0], &want, MESSAGE_BYTES);
+		bool ok = intercepted(&o, in, 1, false) && vsm_same_bytes(who, &captured[smp_id()].msg[0], &want, message_bytes(&want));
 		report(ok && now == cur && gprs_kept(false),
 		       "%s: intercepted once, the %s expected byte for byte, skipped by VTL1 (%s 0x%lx unchanged, GPRs unchanged; entries %lu)", who,
 		       what, t->name, now, o.entries);
@@ -1454,6 +1484,108 @@ static void per_vp_registers(void)
 		wrmsr(MSR_LSTAR, lstar);
 }
 
+// ---------------------------------------------------------------- 5. unrecoverable exceptions (VsmPartitionConfig bit 11)
+
+static const u32 CONFIG_REG[1] = { HV_REG_VSM_PARTITION_CONFIG };
+
+/* VTL1's own VsmPartitionConfig (from VTL1 of this VP); ~0 when the read fails. */
+static u64 partition_config(void)
+{
+	u64 v[1];
+
+	return vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 1, CONFIG_REG, v) == HV_STATUS_SUCCESS ? v[0] : ~0UL;
+}
+
+/* The register: bit 11 reads back as written; bit 10 is still refused; then it is cleared again. */
+static void unrecoverable_config(void)
+{
+	u64 before = partition_config(), on = before | HV_VSM_CONFIG_INTERCEPT_UNRECOVERABLE_EXCEPTION;
+
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, on, 0, 0);
+	u64 got = partition_config();
+	report(s == HV_STATUS_SUCCESS && got == on && before == 0,
+	       "VTL1: VsmPartitionConfig 0x%lx (InterceptUnrecoverableException, from 0x%lx) => SUCCESS (0x%lx), reads back 0x%lx", on, before, s,
+	       got);
+	u64 bad = on | HV_VSM_CONFIG_INTERCEPT_CPUID_UNIMPLEMENTED;
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, bad, 0, 0);
+	got = partition_config();
+	report(s == HV_STATUS_INVALID_REGISTER_VALUE && got == on,
+	       "VTL1: VsmPartitionConfig 0x%lx (with bit 10, InterceptCpuidUnimplemented) => INVALID_REGISTER_VALUE (0x%lx), still reads 0x%lx",
+	       bad, s, got);
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, before, 0, 0);
+	got = partition_config();
+	report(s == HV_STATUS_SUCCESS && got == before, "VTL1: VsmPartitionConfig back to 0x%lx => SUCCESS (0x%lx), reads 0x%lx", before, s, got);
+}
+
+/* The base of each CPU's empty IDT: with limit 0 not one gate fits, nothing is read from it. */
+static u8 empty_idt[MAX_CPUS][16] __aligned(16);
+
+/*
+ * On this VP: VTL1 sets bit 11; VTL0, IF clear, loads the empty IDT and
+ * executes UD2 (#UD, then #GP, then #DF undeliverable: a triple fault).
+ * VTL1 returns once without repairing it (VTL0 runs the UD2 again: the
+ * same triple fault), then repairs it (VTL0's Idtr back to its IDT, Rip
+ * past the UD2). VTL0 loads its IDT itself too before it enables
+ * interrupts again, in case the repair did not take.
+ */
+static void triple_fault(void *arg)
+{
+	unsigned cpu = smp_id();
+	struct descriptor_table_ptr idtr, now;
+	const struct descriptor_table_ptr empty = { .limit = 0, .base = (u64)empty_idt[cpu] };
+	struct hv_message want;
+	char who[80];
+
+	(void)arg;
+	u64 before = partition_config(), on = before | HV_VSM_CONFIG_INTERCEPT_UNRECOVERABLE_EXCEPTION;
+	u64 s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, on, 0, 0);
+	u64 got = partition_config();
+	report(s == HV_STATUS_SUCCESS && got == on, "VP%u VTL1: VsmPartitionConfig 0x%lx (InterceptUnrecoverableException) => SUCCESS (0x%lx), reads 0x%lx",
+	       hv_vp_index(), on, s, got);
+
+	WHO(who, "UD2 with an empty IDT (triple fault)");
+	sidt(&idtr);
+	memset(&want, 0, sizeof(want));
+	want.type = HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION;
+	want.payload_size = HV_INTERCEPT_HEADER_BYTES;
+	want.origin = ORIGINATION_ID;
+	vsm_intercept_header((void *)want.payload, HV_INTERCEPT_ACCESS_READ, 0, (u64)I_UD2.at, 0);
+	fill_gprs(80);
+	plans[cpu].value_hi = table_value(&idtr, 1);
+	bool irqs = irq_save();
+	lidt(&empty);
+	struct outcome o = run(&I_UD2, ACT_SET_REG128, 2, HV_REG_IDTR, table_value(&idtr, 0));
+	sidt(&now);
+	lidt(&idtr);
+	irq_restore(irqs);
+	set_rflags(&want);
+	check_intercepts(who, &o, &I_UD2, &want, 2, false);
+
+	const struct capture *c = &captured[cpu];
+	bool empties = c->count >= 2;
+	for (unsigned k = 0; k < 2 && k < c->count; k++)
+		empties &= c->vtl0_idtr[k].base == empty.base && c->vtl0_idtr[k].limit == 0;
+	report(empties && !(fc_rflags & X86_EFLAGS_IF),
+	       "%s: at each message VTL0's Idtr (GetVpRegisters) is the empty one: base 0x%lx limit 0x%x, then base 0x%lx limit 0x%x; IF clear in "
+	       "VTL0", who, c->vtl0_idtr[0].base, c->vtl0_idtr[0].limit, c->vtl0_idtr[1].base, c->vtl0_idtr[1].limit);
+	report(!o.faulted && same_table(&now, &idtr) && gprs_kept(false),
+	       "%s: VTL1 returned without repairing it (the same triple fault again), then repaired it (SetVpRegisters of VTL0's Idtr and of its "
+	       "Rip past the UD2): VTL0 went on after the UD2 with its IDT (SIDT base 0x%lx limit 0x%x), GPRs unchanged", who, now.base, now.limit);
+
+	/* VTL0 works as before: with its IDT, its next #UD is its own, not an intercept. */
+	WHO(who, "UD2 with its IDT (bit 11 set)");
+	fill_gprs(81);
+	o = run_plain(&I_UD2);
+	report(o.faulted && o.ex.vector == UD_VECTOR && o.ex.rip == (u64)I_UD2.at && o.entries == 0 && o.messages == 0 && c->count == 0,
+	       "%s: #UD (vector %u) delivered to VTL0 at the instruction, no intercept (%lu)", who, o.faulted ? o.ex.vector : 0, o.entries);
+
+	s = vsm_call(VSM_CMD_SET_PARTITION_CONFIG, before, 0, 0);
+	got = partition_config();
+	report(s == HV_STATUS_SUCCESS && got == before && strays[cpu] == 0,
+	       "VP%u VTL1: VsmPartitionConfig back to 0x%lx => SUCCESS (0x%lx), reads 0x%lx; no intercepts outside the planned ones (%u)",
+	       hv_vp_index(), before, s, got, strays[cpu]);
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -1476,5 +1608,8 @@ int main(int argc, char **argv)
 		per_vp_registers();
 	else
 		report_info("one CPU: the per-VP checks need a second one");
+	unrecoverable_config();
+	for (unsigned cpu = 0; cpu < cpu_count(); cpu++)
+		on_cpu(cpu, triple_fault, NULL);
 	report_summary();
 }

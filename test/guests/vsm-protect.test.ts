@@ -28,7 +28,13 @@
  *   handling (intercepted again); writes outside the masks, CPL3 accesses,
  *   an LGDT whose operand faults (#PF first), the other table bits, a
  *   cleared control and VTL1's own accesses are not intercepted; the
- *   intercept page; per-VP registers (§3.7, §3.10, §4.6).
+ *   intercept page; per-VP registers (§3.7, §3.10, §4.6). Then
+ *   VsmPartitionConfig bit 11 (InterceptUnrecoverableException; bit 10
+ *   still refused): on each VP, VTL0's UD2 with an empty IDT is a triple
+ *   fault that enters VTL1 with reason 3 and an UnrecoverableException
+ *   message (header only) compared byte for byte; unrepaired, the same
+ *   again; repaired (VTL0's Idtr and Rip set by VTL1), VTL0 goes on
+ *   (§3.7, §4.3, §4.6).
  *
  * Each run asserts the exact test count, no failures and no skips, plus the
  * lines that show each behaviour. (These guests found three host bugs, now
@@ -175,9 +181,9 @@ const MSR_CASES: readonly [bit: number, op: 'RDMSR' | 'WRMSR', name: string, msr
 for (const smp of [1, 2]) {
   test(`guest vsm-crintercept (smp ${smp}): CrInterceptControl rules, byte-exact CR/XCR0/MSR/descriptor-table intercepts, deny / emulate / re-execute`, { skip: skipOf('vsm-crintercept') }, () => {
     const o = cached('vsm-crintercept', smp);
-    // 26 partition-wide checks (registers 22, intercept page 4) + 83 per VP (CR/XCR0/MSR 63, descriptor tables 20);
-    // with a second VP, 9 per-VP-register checks.
-    checkRun(o, 26 + 83 * smp + (smp >= 2 ? 9 : 0));
+    // 29 partition-wide checks (registers 22, intercept page 4, InterceptUnrecoverableException 3) + 91 per VP
+    // (CR/XCR0/MSR 63, descriptor tables 20, triple fault 8); with a second VP, 9 per-VP-register checks.
+    checkRun(o, 29 + 91 * smp + (smp >= 2 ? 9 : 0));
     for (const re of [
       line('VTL1: CrInterceptControl, Cr0Mask, Cr4Mask, Ia32MiscEnableMask read 0 at first \\(0x0: 0x0 0x0 0x0 0x0\\)'),
       line('VTL1: CrInterceptControl 0xffffe7 \\(every supported bit\\) => SUCCESS \\(0x100000000\\), reads 0xffffe7'),
@@ -193,6 +199,9 @@ for (const smp of [1, 2]) {
       line('VTL0: Set/GetVpRegisters\\(CrInterceptControl\\) of VTL1 => ACCESS_DENIED \\(0x6, 0x6\\); VTL1\'s still reads 0x0'),
       line('VP0 MOV CR0 clearing WP with InterceptPage: 1 intercept: VTL entry with reason 3, message in the VP assist page, no SINT0 interrupt, .*'),
       line('VP0 MOV CR0 clearing WP with InterceptPage: message 1 is the RegisterIntercept: register 0x40000, value 0x80000011 expected, byte for byte'),
+      line('VTL1: VsmPartitionConfig 0x800 \\(InterceptUnrecoverableException, from 0x0\\) => SUCCESS \\(0x0\\), reads back 0x800'),
+      line('VTL1: VsmPartitionConfig 0xc00 \\(with bit 10, InterceptCpuidUnimplemented\\) => INVALID_REGISTER_VALUE \\(0x50\\), still reads 0x800'),
+      line('VTL1: VsmPartitionConfig back to 0x0 => SUCCESS \\(0x0\\), reads 0x0'),
     ]) assert.match(o.out, re);
     // The GDT copy the guest loads ends after the last CPU's TSS descriptor (0x40 + 16 per CPU); VP n's TR is 0x40 + 16n.
     const copyLimit = (0x40 + 16 * smp - 1).toString(16);
@@ -251,6 +260,14 @@ for (const smp of [1, 2]) {
         line(`VP${n} CrInterceptControl 0: LGDT, LIDT \\(of the copies\\) and LLDT \\(null selector\\) take effect, no intercepts`),
         line(`VP${n} VTL1's own MOV CR0 \\(WP off and on\\), MOV CR4 \\(TSD on and off\\), WRMSR/RDMSR LSTAR and EFER, LGDT/LIDT/LLDT of its own tables: not intercepted \\(0, 0\\), took effect; VTL0's LSTAR untouched`),
         line(`VP${n}: no intercepts outside the planned accesses \\(0\\)`),
+        line(`VP${n} VTL1: VsmPartitionConfig 0x800 \\(InterceptUnrecoverableException\\) => SUCCESS \\(0x0\\), reads 0x800`),
+        line(`VP${n} UD2 with an empty IDT \\(triple fault\\): 2 intercepts: VTL entries with reason 3, SINT0 message and interrupt, VTL0's RIP still on the instruction .*`),
+        ...[1, 2].map((k) =>
+          line(`VP${n} UD2 with an empty IDT \\(triple fault\\): message ${k} is the UnrecoverableException \\(header only: RIP 0x[0-9a-f]+, instruction length 0, RFLAGS 0x[0-9a-f]+\\) expected, byte for byte`)),
+        line(`VP${n} UD2 with an empty IDT \\(triple fault\\): at each message VTL0's Idtr \\(GetVpRegisters\\) is the empty one: base 0x([0-9a-f]+) limit 0x0, then base 0x\\1 limit 0x0; IF clear in VTL0`),
+        line(`VP${n} UD2 with an empty IDT \\(triple fault\\): VTL1 returned without repairing it \\(the same triple fault again\\), then repaired it \\(SetVpRegisters of VTL0's Idtr and of its Rip past the UD2\\): VTL0 went on after the UD2 with its IDT \\(SIDT base 0x[0-9a-f]+ limit 0xfff\\), GPRs unchanged`),
+        line(`VP${n} UD2 with its IDT \\(bit 11 set\\): #UD \\(vector 6\\) delivered to VTL0 at the instruction, no intercept \\(0\\)`),
+        line(`VP${n} VTL1: VsmPartitionConfig back to 0x0 => SUCCESS \\(0x0\\), reads 0x0; no intercepts outside the planned ones \\(0\\)`),
       ]) assert.match(o.out, re);
     }
     if (smp >= 2) {
