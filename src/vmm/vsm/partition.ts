@@ -308,6 +308,8 @@ export class VsmPartition {
    */
   releaseTlbLocks(vp: VsmVp, holder: number): void {
     for (let lower = 0; lower < holder; lower++) {
+      // A TlbLocked secure config always comes with a held lock (writeVsmRegister), so no lock means nothing to do.
+      if (((vp.tlbLockHolders[lower] ?? 0) & (1 << holder)) === 0) continue;
       this.unlockTlb(vp, holder, lower);
       const key = 16 * holder + lower, cfg = vp.secureConfig.get(key);
       if (cfg !== undefined && (cfg & HvVsmVpSecureConfig.TlbLocked) !== 0n) vp.secureConfig.set(key, cfg & ~HvVsmVpSecureConfig.TlbLocked);
