@@ -6,7 +6,7 @@
  *    same partition. Target: the VTL round trip costs at most 3x the null one.
  *    For scale, also a hypercall kvm passes to the VMM (fast SignalEvent to no
  *    connection, answered INVALID_CONNECTION_ID): one VMM exit, where the
- *    round trip makes two;
+ *    round trip makes two; and a GPA intercept round trip (interceptLoop);
  *  - 1,000,000 page protections made by a VTL1 guest loop through slow
  *    HvCallModifyVtlProtectionMask calls of 510 pages each (the most one
  *    4 KiB input page holds), in three patterns. Target: at most 2 s of host
@@ -32,8 +32,9 @@
 import { fileURLToPath } from 'node:url';
 import { makeHypercallControl } from '../src/kvm/hyperv/hypercall-input.js';
 import { PAGE_SIZE } from '../src/memory/phys-memory.js';
-import { HV_PARTITION_ID_SELF, HvCall, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../src/spec/tlfs.js';
+import { HV_PARTITION_ID_SELF, HvCall, HvMessageType, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../src/spec/tlfs.js';
 import { handleVsmHypercall } from '../src/vmm/vsm/hc-vsm.js';
+import { handleProtectionFault } from '../src/vmm/vsm/memory-intercept.js';
 import { enableProtectionConfig } from '../src/vmm/vsm/vsm-registers.js';
 import { enterHigherVtl } from '../src/vmm/vsm/vtl-switch.js';
 import { VsmRig, VSM_FLAGS, VTL1_CODE } from '../test/vmm/vsm-hcall-rig.js';
@@ -55,6 +56,13 @@ export interface RoundTripReport {
   /** Host time of a VTL round trip over a null hypercall round trip. */
   ratio: number;
   target: Target;
+  /**
+   * For scale, no target: GPA intercept round trips (a VTL0 write to a page VTL1 made read-only, the
+   * memory-fault exit, the GpaIntercept message on VTL1's SINT0, the entry, VTL1 frees the slot and
+   * returns, the write runs again) per host second, and their host time over a VTL round trip's.
+   */
+  interceptRoundTripsPerHostSecond: number;
+  interceptRatioToVtlRoundTrip: number;
 }
 
 export interface ProtectionPatternReport {
@@ -95,7 +103,7 @@ function vtl1Rig(vtl0: string, vtl1: string, memorySize?: number): VsmRig {
   return r;
 }
 
-/** Runs VP 0 the way the machine does until its active Vcpu halts; returns host seconds. */
+/** Runs VP 0 the way the machine does (VSM calls and protection faults to the VMM) until its active Vcpu halts; returns host seconds. */
 function drive(r: VsmRig): number {
   const vp = r.vp();
   const start = process.hrtime.bigint();
@@ -109,6 +117,7 @@ function drive(r: VsmRig): number {
       v.completeHypercall(BigInt(HvStatus.INVALID_CONNECTION_ID));
       continue;
     }
+    if (e.reason === 'memory-fault' && handleProtectionFault(r.p, v, e).kind === 'intercepted') continue;
     if (e.reason === 'hlt') return hostSeconds(start);
     if (e.reason !== 'preempted') throw new BenchError(`VP 0 stopped with a ${e.reason} exit in VTL${vp.activeVtl}`);
   }
@@ -164,6 +173,38 @@ function callLoop(n: number, count: number, setup: string, status: number): stri
       hlt`;
 }
 
+const INTERCEPT_DATA = 0x190000, INTERCEPT_SIM = 0x1a0000;
+
+/**
+ * VTL0 writes a byte of a page VTL1 made read-only; each write is a GPA
+ * intercept: VTL1 counts the entry at [count], frees its SINT0 message slot
+ * and returns (fast) without a change, so the write runs again and is
+ * intercepted again, until VTL1 halts at the n-th entry.
+ */
+function interceptLoop(n: number, count: number): VsmRig {
+  const r = vtl1Rig(`mov byte ptr [${INTERCEPT_DATA}], 1
+ hlt`, `
+    back:
+      inc qword ptr [${count}]
+      cmp qword ptr [${count}], ${n}
+      jae stop
+      mov dword ptr [${INTERCEPT_SIM}], 0
+      mov ecx, 1
+      mov rax, rcx
+      mov ecx, ${HvCall.VtlReturn}
+      vmcall
+      jmp back
+    stop:
+      hlt`);
+  const v1 = r.vp().vcpus[1]!;
+  if (!v1.wrmsr(HvMsr.SIMP, INTERCEPT_SIM | 1, 0) || !v1.wrmsr(HvMsr.SCONTROL, 1, 0) || !v1.wrmsr(HvMsr.SINT0, 0x10050, 0)) {
+    throw new BenchError('VTL1\'s SynIC refused its set-up');
+  }
+  if (r.p.writeVsmRegister(N.VsmPartitionConfig, r.vp(), 1, enableProtectionConfig(0xf)) !== HvStatus.SUCCESS) throw new BenchError('EnableVtlProtection was refused');
+  r.p.protections.protect(1, INTERCEPT_DATA / PAGE_SIZE, INTERCEPT_DATA / PAGE_SIZE + 1, R);
+  return r;
+}
+
 const failures = (count: number, what: string) => (r: VsmRig): string | null => {
   const bad = Number(r.m.vm.mem.read64(count));
   return bad === 0 ? null : `${bad} ${what}`;
@@ -182,13 +223,19 @@ function roundTrip(problems: string[]): RoundTripReport {
     const calls = Number(r.m.vm.mem.read64(COUNT));
     return calls === n && r.vp().activeVtl === 0 ? null : `VTL1 ran ${calls} times for ${n} VtlCalls`;
   }, problems, 'VTL round trip');
+  const interceptRate = rate((n) => interceptLoop(n, COUNT), (r, n) => {
+    const entries = Number(r.m.vm.mem.read64(COUNT)), type = r.m.vm.mem.read32(INTERCEPT_SIM);
+    return entries === n && type === HvMessageType.GpaIntercept ? null : `VTL1 saw ${entries} entries for ${n} intercepts (message 0x${type.toString(16)})`;
+  }, problems, 'GPA intercept round trip');
   const ratio = nullRate / vtlRate;
   log(`vsm: null fast hypercall ${Math.round(nullRate)}/s, VtlCall+VtlReturn ${Math.round(vtlRate)}/s: ratio ${round(ratio, 2)} (target <= 3); ` +
-    `a VMM-answered hypercall ${Math.round(vmmRate)}/s (ratio ${round(vmmRate / vtlRate, 2)})`);
+    `a VMM-answered hypercall ${Math.round(vmmRate)}/s (ratio ${round(vmmRate / vtlRate, 2)}); ` +
+    `a GPA intercept round trip ${Math.round(interceptRate)}/s (${round(vtlRate / interceptRate, 2)}x a VTL round trip)`);
   return {
     nullHypercallPerHostSecond: Math.round(nullRate), vmmHypercallPerHostSecond: Math.round(vmmRate),
     ratioToVmmHypercall: round(vmmRate / vtlRate, 2), vtlRoundTripsPerHostSecond: Math.round(vtlRate), ratio: round(ratio, 2),
     target: { target: 3, unit: 'x null hypercall', met: ratio <= 3 },
+    interceptRoundTripsPerHostSecond: Math.round(interceptRate), interceptRatioToVtlRoundTrip: round(vtlRate / interceptRate, 2),
   };
 }
 
@@ -331,3 +378,6 @@ export function benchVsm(): VsmBenchReport {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) runMain(benchVsm);
+
+/** n GPA intercept round trips alone (profiling the intercept path); host seconds. */
+export function interceptRoundTrips(n: number): number { return drive(interceptLoop(n, 0x180000)); }
