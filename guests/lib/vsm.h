@@ -344,18 +344,24 @@ enum {
 #define HV_MEMORY_ACCESS_GVA_GPA_VALID BIT(1)
 #define HV_MEMORY_ACCESS_TLB_LOCKED BIT(3)
 
-/*
- * The memory intercept payload: the sheet's 0x50 bytes (§4.4 header, §4.5)
- * and, as the VMM sends it (src/vmm/vsm/intercept-message.ts), DS, SS and
- * RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8-R15 after them: 0xF0 bytes.
- */
-struct hv_memory_intercept {
+/* HV_X64_INTERCEPT_MESSAGE_HEADER (§4.4): the first 40 bytes of every x64 intercept payload. */
+struct hv_intercept_header {
 	u32 vp_index;
 	u8 insn_length_cr8;     /* 3:0 instruction length, 7:4 CR8 */
 	u8 access_type;
 	u16 execution_state;
 	struct hv_segment cs;
 	u64 rip, rflags;
+};
+#define HV_INTERCEPT_HEADER_BYTES 0x28
+
+/*
+ * The memory intercept payload: the sheet's 0x50 bytes (§4.4 header, §4.5)
+ * and, as the VMM sends it (src/vmm/vsm/intercept-message.ts), DS, SS and
+ * RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8-R15 after them: 0xF0 bytes.
+ */
+struct hv_memory_intercept {
+	struct hv_intercept_header header;
 	u32 cache_type;
 	u8 insn_byte_count, access_info, tpr_priority, reserved;
 	u64 gva, gpa;
@@ -455,17 +461,6 @@ extern char vsm_vtl1_isr_stubs[];
 #define HV_MESSAGE_TYPE_REGISTER_INTERCEPT 0x80010006u
 /* UnrecoverableException (§4.3, §4.6): the payload is the §4.4 header only. */
 #define HV_MESSAGE_TYPE_UNRECOVERABLE_EXCEPTION 0x80000021u
-
-/* HV_X64_INTERCEPT_MESSAGE_HEADER (§4.4): the first 40 bytes of every x64 intercept payload. */
-struct hv_intercept_header {
-	u32 vp_index;
-	u8 insn_length_cr8;     /* 3:0 instruction length, 7:4 CR8 */
-	u8 access_type;
-	u16 execution_state;
-	struct hv_segment cs;
-	u64 rip, rflags;
-};
-#define HV_INTERCEPT_HEADER_BYTES 0x28
 
 /*
  * RegisterIntercept (§4.6): a CR0 / CR4 / XCR0 write, or a GDTR / IDTR /

@@ -171,14 +171,6 @@ static bool result_is(u64 r, unsigned status, unsigned reps)
 	return HV_RESULT_STATUS(r) == status && HV_RESULT_REPS(r) == reps;
 }
 
-static u64 read_dr7(void)
-{
-	u64 v;
-
-	asm volatile("mov %%dr7, %0" : "=r"(v));
-	return v;
-}
-
 /* What one fault should produce, from VTL0's side. */
 struct fault {
 	unsigned access;
@@ -193,22 +185,12 @@ struct fault {
 static void expected_message(struct hv_message *m, const struct fault *f)
 {
 	struct hv_memory_intercept *p = (void *)m->payload;
-	u64 cr0 = read_cr0();
 
 	memset(m, 0, sizeof(*m));
 	m->type = HV_MESSAGE_TYPE_GPA_INTERCEPT;
 	m->payload_size = HV_MEMORY_INTERCEPT_BYTES;
 	m->origin = ORIGINATION_ID;
-	p->vp_index = hv_vp_index();
-	p->insn_length_cr8 = f->insn_len | (read_cr8() << 4);
-	p->access_type = f->access;
-	p->execution_state = (read_ss() & 3) | ((cr0 & X86_CR0_PE) ? HV_EXEC_STATE_CR0_PE : 0) |
-			     ((cr0 & X86_CR0_AM) ? HV_EXEC_STATE_CR0_AM : 0) |
-			     ((rdmsr(MSR_EFER) & EFER_LMA) ? HV_EXEC_STATE_EFER_LMA : 0) |
-			     ((read_dr7() & 0xff) ? HV_EXEC_STATE_DEBUG_ACTIVE : 0) | HV_EXEC_STATE_VTL(0);
-	p->cs = vsm_gdt_segment(read_cs());
-	p->rip = f->rip;
-	p->rflags = fc_rflags;
+	vsm_intercept_header(&p->header, f->access, f->insn_len, f->rip, fc_rflags);
 	p->cache_type = HV_CACHE_TYPE_WB;
 	p->insn_byte_count = f->insn_len;
 	p->access_info = f->access_info;
@@ -220,23 +202,6 @@ static void expected_message(struct hv_message *m, const struct fault *f)
 	p->ss = vsm_gdt_segment(read_ss());
 	memcpy(p->gprs, fc_in, sizeof(p->gprs));
 	p->gprs[RSP] = fc_in[RSP] + f->rsp_delta;
-}
-
-/* Compares a captured message with the expected one; prints the differing quadwords. */
-static bool same_message(const char *what, const struct hv_message *got, const struct hv_message *want)
-{
-	const u64 *g = (const u64 *)got, *w = (const u64 *)want;
-	bool same = true;
-
-	for (unsigned i = 0; i < sizeof(*got) / 8; i++) {
-		if (g[i] == w[i])
-			continue;
-		if (same)
-			printf("  %s: message differs (offset: got / expected):\n", what);
-		same = false;
-		printf("  0x%03x: %016lx / %016lx\n", i * 8, g[i], w[i]);
-	}
-	return same;
 }
 
 /*
@@ -263,7 +228,7 @@ static void check_intercepts(const char *what, void (*access)(void), const struc
 	       (unsigned)(vp->entries[HV_VTL_ENTRY_INTERCEPT] - intercepts), faults == 1 ? "y" : "ies", c->count);
 	expected_message(&want, f);
 	for (unsigned k = 0; k < faults && k < MAX_CAPTURE; k++)
-		report(same_message(who, &c->msg[k], &want),
+		report(vsm_same_bytes(who, &c->msg[k], &want, sizeof(want)),
 		       "%s: message %u is the GpaIntercept expected from the faulting context, byte for byte (access %u, GPA 0x%lx, info 0x%x)",
 		       who, k + 1, f->access, f->gpa, f->access_info);
 	report(c->count == faults, "%s: VTL1 lifted the protection after fault %u and VTL0 went on", who, faults);

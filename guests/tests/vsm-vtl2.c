@@ -812,14 +812,14 @@ static void chain(void *arg)
 static bool check_message(const char *what, const struct hv_message *m, unsigned access, u64 gpa, const u8 *insn, unsigned len, u16 state)
 {
 	const struct hv_memory_intercept *p = (const void *)m->payload;
-	bool ok = m->type == HV_MESSAGE_TYPE_GPA_INTERCEPT && m->payload_size == HV_MEMORY_INTERCEPT_BYTES && p->vp_index == hv_vp_index() &&
-		  (p->insn_length_cr8 & 0xf) == len && p->access_type == access && p->execution_state == state && p->rip == (u64)insn &&
+	bool ok = m->type == HV_MESSAGE_TYPE_GPA_INTERCEPT && m->payload_size == HV_MEMORY_INTERCEPT_BYTES && p->header.vp_index == hv_vp_index() &&
+		  (p->header.insn_length_cr8 & 0xf) == len && p->header.access_type == access && p->header.execution_state == state && p->header.rip == (u64)insn &&
 		  p->cache_type == HV_CACHE_TYPE_WB && p->insn_byte_count == len && p->access_info == FULL_INFO && p->gva == gpa &&
 		  p->gpa == gpa && memcmp(p->insn_bytes, insn, len) == 0;
 
 	if (!ok)
 		printf("  %s: type 0x%x size %u VP %u insn len %u access %u state 0x%x RIP 0x%lx cache %u bytes %u info 0x%x GVA 0x%lx GPA 0x%lx\n",
-		       what, m->type, m->payload_size, p->vp_index, p->insn_length_cr8 & 0xf, p->access_type, p->execution_state, p->rip,
+		       what, m->type, m->payload_size, p->header.vp_index, p->header.insn_length_cr8 & 0xf, p->header.access_type, p->header.execution_state, p->header.rip,
 		       p->cache_type, p->insn_byte_count, p->access_info, p->gva, p->gpa);
 	return ok;
 }
