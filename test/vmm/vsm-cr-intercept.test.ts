@@ -7,39 +7,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
-import { HvCall, HvMessageType, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
+import { HvMessageType, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { NO_REGISTER_ACCESS_EXITS } from '../../src/kvm/register-access-exits.js';
 import { CR_INTERCEPT_SUPPORTED } from '../../src/vmm/vsm/cr-intercept.js';
-import { VsmRig, VTL1_ASSIST, VTL1_CODE } from './vsm-hcall-rig.js';
+import { INTERCEPT_VTL0_CODE as VTL0_CODE, interceptRig, type VsmRig, VTL1_ASSIST, VTL1_SIM } from './vsm-hcall-rig.js';
 
-const VTL0_CODE = 0x170000, VTL1_SIM = 0x160000, MSG = VTL1_SIM, PL = VTL1_SIM + 16;
+const MSG = VTL1_SIM, PL = VTL1_SIM + 16;
 const LSTAR = 0xc000_0082, EFER = 0xc000_0080, STAR = 0xc000_0081;
 const CR0_WP = 1n << 16n, CR4_TSD = 1n << 2n;
 const bit = (n: number) => 1n << BigInt(n);
-const VTL_RETURN = `mov rax, rcx\n mov ecx, ${HvCall.VtlReturn}\n vmcall`;
-
-/** VP 0 with VTL1 enabled (SIMP at VTL1_SIM, assist page), in VTL0 at VTL0_CODE; VTL1 halts at each entry and returns after it. */
-function rig(vtl0: string, o: { maximumVtl?: number } = {}): { r: VsmRig; v0: Vcpu; v1: Vcpu; l0: Record<string, number> } {
-  const r = new VsmRig({ maximumVtl: o.maximumVtl });
-  r.enablePartitionVtl(1);
-  const l0 = r.asm(vtl0, VTL0_CODE);
-  r.asm(`again: hlt\n xor ecx, ecx\n ${VTL_RETURN}\n jmp again`, VTL1_CODE);
-  const v0 = r.vcpu(0);
-  r.m.jump(v0, VTL0_CODE);
-  const v1 = r.enableVpVtl();
-  assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SIMP, VTL1_SIM | 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SCONTROL, 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SINT0, 0x10050, 0)); // masked: the message still goes into the slot (§4.2)
-  return { r, v0, v1, l0 };
-}
 
 const set = (r: VsmRig, name: number, value: bigint, vtl = 1) => r.p.writeVsmRegister(name, r.vp(), vtl, value);
 /** VTL1 consumes the message and runs on from its HLT: the next drive() returns to VTL0. */
 function resumeVtl1(r: VsmRig, v1: Vcpu): void { r.m.vm.mem.write32(MSG, 0); v1.setMpState(KVM_MP_STATE_RUNNABLE); }
 
 test('§3.7: the control register takes the bits we intercept and refuses the others; the masks read back; kvm watches the union', () => {
-  const { r, v0 } = rig('hlt');
+  const { r, v0 } = interceptRig('hlt');
   assert.equal(set(r, N.CrInterceptControl, CR_INTERCEPT_SUPPORTED), HvStatus.SUCCESS);
   for (const b of [3, 4, 24, 28, 29, 63]) {
     assert.equal(set(r, N.CrInterceptControl, bit(b)), HvStatus.INVALID_REGISTER_VALUE, `bit ${b}`);
@@ -61,7 +44,7 @@ test('§3.7: the control register takes the bits we intercept and refuses the ot
 });
 
 test('§3.10, §4.4, §4.6: a VTL0 CR0 write that clears WP is a RegisterIntercept on VTL1\'s SINT0; one that changes only TS is not', () => {
-  const { r, v0, v1, l0 } = rig(`
+  const { r, v0, v1, l0 } = interceptRig(`
       mov rax, cr0
       btr rax, 3
       mov cr0, rax
@@ -98,7 +81,7 @@ test('§3.10, §4.4, §4.6: a VTL0 CR0 write that clears WP is a RegisterInterce
 });
 
 test('§4.6: RDMSR and WRMSR of LSTAR are MsrIntercepts with RDX and RAX; STAR, whose bits are clear, is not intercepted', () => {
-  const { r, v0, v1, l0 } = rig(`
+  const { r, v0, v1, l0 } = interceptRig(`
       mov ecx, ${STAR}
       rdmsr
       mov ecx, ${LSTAR}
@@ -138,7 +121,7 @@ test('§4.6: RDMSR and WRMSR of LSTAR are MsrIntercepts with RDX and RAX; STAR, 
 });
 
 test('§3.10: intercepts are per VP and per lower VTL: VTL1 itself is never intercepted; a VTL enabled later is watched too', () => {
-  const { r, v0, v1 } = rig('hlt', { maximumVtl: 2 });
+  const { r, v0, v1 } = interceptRig('hlt', { maximumVtl: 2 });
   assert.equal(set(r, N.CrInterceptControl, bit(14)), HvStatus.SUCCESS); // EFER write
   assert.deepEqual(v0.getRegisterAccessExits().msrWrite, [EFER]);
   assert.deepEqual(v1.getRegisterAccessExits().msrWrite, [], 'VTL1 does not intercept itself');
@@ -151,7 +134,7 @@ test('§3.10: intercepts are per VP and per lower VTL: VTL1 itself is never inte
 });
 
 test('§3.10: of two intercepting VTLs the lower one is notified first', () => {
-  const { r, v0 } = rig(`
+  const { r, v0 } = interceptRig(`
       mov ecx, ${EFER}
       rdmsr
       wrmsr
@@ -166,7 +149,7 @@ test('§3.10: of two intercepting VTLs the lower one is notified first', () => {
 });
 
 test('§4.6: an LIDT is a RegisterIntercept of Idtr with IsMemoryOp and the table (limit at byte 6, base at 8) as AccessInfo', () => {
-  const { r, v0, l0 } = rig(`
+  const { r, v0, l0 } = interceptRig(`
     li: lidt [rip + tbl]
       hlt
     tbl: .word 0xfff

@@ -7,7 +7,7 @@
  */
 import type { VcpuExit } from '../../src/kvm/exits.js';
 import type { Vcpu } from '../../src/kvm/vcpu.js';
-import { HvInitialVpContext as C, HvStatus } from '../../src/spec/tlfs.js';
+import { HvCall, HvInitialVpContext as C, HvStatus } from '../../src/spec/tlfs.js';
 import { parseHypercallResult } from '../../src/kvm/hyperv/hypercall-input.js';
 import { handleVsmHypercall } from '../../src/vmm/vsm/hc-vsm.js';
 import { loadInitialVpContext } from '../../src/vmm/vsm/initial-vp-context.js';
@@ -125,6 +125,30 @@ export class VsmRig {
 function repsOf(rax: bigint): { status: number; reps: number } {
   const r = parseHypercallResult(rax);
   return { status: r.status, reps: r.repsCompleted };
+}
+
+/** VTL0's code in interceptRig, and VTL1's SIMP page: its SINT0 message slot is at the page's start, the payload 16 bytes in. */
+export const INTERCEPT_VTL0_CODE = 0x170000, VTL1_SIM = 0x160000;
+
+/**
+ * VP 0 with VTL1 enabled and ready to take intercepts: VP assist page at
+ * VTL1_ASSIST, SIMP at VTL1_SIM, SynIC on, SINT0 masked (a message still
+ * goes into the slot, §4.2). VTL1 halts at each entry and makes a non-fast
+ * VtlReturn once it runs on; the VP is in VTL0 at INTERCEPT_VTL0_CODE,
+ * running `vtl0` (its labels in `l0`).
+ */
+export function interceptRig(vtl0: string, o: { maximumVtl?: number } = {}): { r: VsmRig; v0: Vcpu; v1: Vcpu; l0: Record<string, number> } {
+  const r = new VsmRig({ maximumVtl: o.maximumVtl });
+  r.enablePartitionVtl(1);
+  const l0 = r.asm(vtl0, INTERCEPT_VTL0_CODE);
+  r.asm(`again: hlt\n xor ecx, ecx\n mov rax, rcx\n mov ecx, ${HvCall.VtlReturn}\n vmcall\n jmp again`, VTL1_CODE);
+  const v0 = r.vcpu(0);
+  r.m.jump(v0, INTERCEPT_VTL0_CODE);
+  const v1 = r.enableVpVtl();
+  const ok = v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0) && v1.wrmsr(HvMsr.SIMP, VTL1_SIM | 1, 0)
+    && v1.wrmsr(HvMsr.SCONTROL, 1, 0) && v1.wrmsr(HvMsr.SINT0, 0x10050, 0);
+  if (!ok) throw new Error('VTL1\'s assist page or SynIC refused its set-up');
+  return { r, v0, v1, l0 };
 }
 
 /**

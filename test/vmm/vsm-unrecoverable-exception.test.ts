@@ -5,32 +5,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KVM_MP_STATE_RUNNABLE } from '../../src/kvm/mp-state.js';
-import { HvCall, HvMessageType, HvMsr, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
-import { VsmRig, VTL1_ASSIST, VTL1_CODE } from './vsm-hcall-rig.js';
+import { HvMessageType, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
+import { interceptRig, VTL1_ASSIST, VTL1_SIM } from './vsm-hcall-rig.js';
 
-const VTL0_CODE = 0x170000, VTL1_SIM = 0x160000, MSG = VTL1_SIM, PL = VTL1_SIM + 16;
+const MSG = VTL1_SIM, PL = VTL1_SIM + 16;
 const INTERCEPT_UNRECOVERABLE_EXCEPTION = 1n << 11n;
 
 /** VTL0 loads an empty IDT and executes UD2: #UD, #GP and #DF cannot be delivered, a triple fault. */
-function rig() {
-  const r = new VsmRig();
-  r.enablePartitionVtl(1);
-  const l0 = r.asm(`
+const rig = () => interceptRig(`
       lidt [rip + empty]
     bad: ud2
     ok: hlt
     empty: .word 0
-      .quad 0`, VTL0_CODE);
-  r.asm(`again: hlt\n xor ecx, ecx\n mov rax, rcx\n mov ecx, ${HvCall.VtlReturn}\n vmcall\n jmp again`, VTL1_CODE);
-  const v0 = r.vcpu(0);
-  r.m.jump(v0, VTL0_CODE);
-  const v1 = r.enableVpVtl();
-  assert.ok(v1.wrmsr(HvMsr.VP_ASSIST_PAGE, VTL1_ASSIST | 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SIMP, VTL1_SIM | 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SCONTROL, 1, 0));
-  assert.ok(v1.wrmsr(HvMsr.SINT0, 0x10050, 0));
-  return { r, v0, v1, l0 };
-}
+      .quad 0`);
 
 test('§3.7, §4.6: with InterceptUnrecoverableException a VTL0 triple fault is a header-only message for VTL1 and an entry with reason 3', () => {
   const { r, v0, v1, l0 } = rig();
