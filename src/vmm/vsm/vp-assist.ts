@@ -47,8 +47,11 @@ export class VpAssistPage {
   static fromMsr(mem: PhysMemory, msr: bigint): VpAssistPage | null {
     u64(msr, 'VP_ASSIST_PAGE value');
     if ((msr & HV_VP_ASSIST_PAGE_ENABLE) === 0n) return null;
-    return new VpAssistPage(mem, Number(msr & PAGE_MASK));
+    return new VpAssistPage(mem, VpAssistPage.gpaOf(msr));
   }
+
+  /** The page's GPA in an HV_X64_MSR_VP_ASSIST_PAGE value (bits 63:12), enabled or not. */
+  static gpaOf(msr: bigint): number { return Number(msr & PAGE_MASK); }
 
   // ---------------------------------------------------------------- HV_VP_VTL_CONTROL (§3.3, §3.4)
 

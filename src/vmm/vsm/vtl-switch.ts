@@ -20,7 +20,6 @@
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_RUNNABLE } from '../../kvm/mp-state.js';
-import { PAGE_SIZE } from '../../memory/phys-memory.js';
 import { HV_VP_ASSIST_PAGE_ENABLE, HvVsmVina, HvVtlEntryReason } from '../../spec/tlfs.js';
 import { VsmError } from './errors.js';
 import type { VsmPartition, VsmVp } from './partition.js';
@@ -37,7 +36,6 @@ function stateOptions(p: VsmPartition): VtlStateOptions { return p.capabilities.
 
 /** Each Vcpu's last enabled assist page and the MSR value that named it (a switch looks it up, DESIGN §3.1). */
 const assistPages = new WeakMap<Vcpu, { readonly msr: bigint; readonly page: VpAssistPage }>();
-const PAGE_MASK = ~BigInt(PAGE_SIZE - 1) & ((1n << 64n) - 1n);
 
 /** The VP assist page `vcpu`'s VTL enabled, or null (disabled, or no longer guest RAM). */
 export function assistPageOf(vcpu: Vcpu): VpAssistPage | null {
@@ -45,7 +43,7 @@ export function assistPageOf(vcpu: Vcpu): VpAssistPage | null {
   if ((msr & HV_VP_ASSIST_PAGE_ENABLE) === 0n) return null;
   const cached = assistPages.get(vcpu), mem = vcpu.vm.mem;
   if (cached !== undefined && cached.msr === msr) return mem.isRam(cached.page.gpa) ? cached.page : null;
-  const gpa = Number(msr & PAGE_MASK);
+  const gpa = VpAssistPage.gpaOf(msr);
   if (!mem.isRam(gpa)) return null;
   const page = new VpAssistPage(mem, gpa);
   assistPages.set(vcpu, { msr, page });
