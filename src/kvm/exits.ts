@@ -1,5 +1,6 @@
 import type { AccessOrigin } from '../x86/host.js';
 import type { XmmRegister } from './vcpu-regs.js';
+import { u64FromHalves as u64 } from '../x86/u64.js';
 
 /** memory_fault.flags bits of a 'memory-fault' exit (kvm-api-facts.md §2.6); exactly one of READ/WRITE/EXEC is set. */
 export const KVM_MEMORY_EXIT_FLAG_READ = 1 << 0;
@@ -83,7 +84,6 @@ export type VcpuExit =
 
 /** XMM0..XMM5 (hyperv.u.hcall's proposed xmm[] array, kvm-api-facts §3.1). */
 const HCALL_XMM_REGISTERS = 6;
-const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 
 /**
  * KVM_EXIT_HYPERV (27), type HCALL (2) (§3.1): a hypercall the VMM handles

@@ -25,6 +25,7 @@ import type { VcpuExit } from './exits.js';
 import { KvmError } from './errors.js';
 import type { Vcpu } from './vcpu.js';
 import type { Vm } from './vm.js';
+import { u64FromHalves as u64 } from '../x86/u64.js';
 
 /** Hypercall numbers (include/uapi/linux/kvm_para.h; the RFC's own three, §4.1). */
 export const KVM_HC_ENABLE_MEM_PROTECTED = 12;
@@ -81,7 +82,6 @@ export function kvmPvCpuidEntries(vm: Vm, base = KVM_CPUID_SIGNATURE): CpuidEntr
   ];
 }
 
-const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 
 /** One vCPU's KVM hypercall state: the call in flight to the VMM and its answer. */
 export class KvmHypercalls {

@@ -13,11 +13,11 @@
  */
 import type { Cpu } from '../x86/cpu.js';
 import { KvmError } from './errors.js';
+import { u64FromHalves as big } from '../x86/u64.js';
 
 /** struct kvm_debugregs (less reserved[]). */
 export interface KvmDebugRegs { db: [bigint, bigint, bigint, bigint]; dr6: bigint; dr7: bigint; flags: number }
 
-const big = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
 const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 

@@ -42,6 +42,7 @@ import type { Cpu } from '../x86/cpu.js';
 import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
 import { KvmError } from './errors.js';
 import type { Vcpu } from './vcpu.js';
+import { u64FromHalves as big } from '../x86/u64.js';
 
 /** struct kvm_msr_entry. */
 export interface KvmMsrEntry { index: number; data: bigint }
@@ -51,7 +52,6 @@ export const MAX_IO_MSRS = 256;
 export const MSR_TSC_DEADLINE = 0x6e0;
 const X2APIC_FIRST = 0x800, X2APIC_LAST = 0x8ff;
 
-const big = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
 const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 const canonical = (v: bigint): boolean => { const top = v >> 47n; return top === 0n || top === (1n << 17n) - 1n; };

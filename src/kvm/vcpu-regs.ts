@@ -19,6 +19,7 @@ import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S, attrDpl } from '../x86/segment
 import type { LocalApic } from './lapic.js';
 import { KvmError } from './errors.js';
 import type { PhysMemory } from '../memory/phys-memory.js';
+import { u64FromHalves as big } from '../x86/u64.js';
 
 /** struct kvm_regs. */
 export interface KvmRegs {
@@ -61,7 +62,6 @@ const U64_LIMIT = 1n << 64n;
 /** MAXPHYADDR of our CPU (CPUID 0x80000008): CR3 bits above it are reserved in long mode. */
 const PHYS_BITS = 40n;
 
-const big = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 const lo32 = (v: bigint): number => Number(v & 0xffffffffn) | 0;
 const hi32 = (v: bigint): number => Number((v >> 32n) & 0xffffffffn) | 0;
 

@@ -9,6 +9,7 @@
  * answered from the completion (KVM's complete_userspace_io).
  */
 import { Cpu, CpuRunState } from '../x86/cpu.js';
+import { u64FromHalves } from '../x86/u64.js';
 import { EventKind } from '../x86/interrupts.js';
 import { fault } from '../x86/fault.js';
 import { ACCESS_EXEC, ACCESS_WRITE, WatchedRegister, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../x86/host.js';
@@ -51,7 +52,7 @@ const NO_BYTES = new Uint8Array(0);
 
 /** The value of an MMIO write as a bigint (lo, and hi for 8 bytes); off the ioeventfd hit path, which needs no BigInt. */
 function mmioValue(size: number, lo: number, hi: number): bigint {
-  return size === 8 ? (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0) : BigInt(lo >>> 0);
+  return size === 8 ? u64FromHalves(lo, hi) : BigInt(lo >>> 0);
 }
 
 /** The 'register-access' exit's register, by WatchedRegister. */
@@ -111,7 +112,7 @@ export class Vcpu implements CpuHost {
   private traceDelivery(kind: EventKind, vector: number, hasErr: boolean, err: number): void {
     const t = this.vm.trace!;
     const c = this.cpu;
-    const rip = ((BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0)).toString(16);
+    const rip = u64FromHalves(c.ripLo, c.ripHi).toString(16);
     if (kind === EventKind.External) { t.emit('kvm_inj_virq', this.id, this.nowNs(), { vector, rip }); return; }
     if (kind === EventKind.Nmi) { t.emit('kvm_inj_nmi', this.id, this.nowNs(), { rip }); return; }
     const args: Record<string, string | number | boolean> = { exception: vector, has_error: hasErr, error_code: err, rip, soft: kind !== EventKind.Exception };
@@ -347,13 +348,13 @@ export class Vcpu implements CpuHost {
     const insnLen = exec ? 0 : info.insnLength;
     this.exit = {
       reason: 'memory-fault', flags, gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, insnLen,
-      gva: (BigInt(info.gvaHi >>> 0) << 32n) | BigInt(info.gvaLo >>> 0), gvaValid: info.gvaValid, origin: info.origin,
+      gva: u64FromHalves(info.gvaLo, info.gvaHi), gvaValid: info.gvaValid, origin: info.origin,
       insnBytes: insnLen === 0 ? NO_BYTES : info.insnBytes.slice(0, insnLen),
       exactGpa: info.gpa,
     };
     if (this.vm.trace !== null) {
       const c = this.cpu, cur = c.cur;
-      const rip = cur !== null ? (BigInt(cur.hi >>> 0) << 32n) | BigInt(cur.lo >>> 0) : (BigInt(c.ripHi >>> 0) << 32n) | BigInt(c.ripLo >>> 0);
+      const rip = cur !== null ? u64FromHalves(cur.lo, cur.hi) : u64FromHalves(c.ripLo, c.ripHi);
       this.trace('kvm_mem_attributes_faultin_access_prots', {
         guest_rip: rip.toString(16), gfn: gfn.toString(16), write, exec, mem_attrs: attrs.toString(16),
       });
@@ -366,7 +367,7 @@ export class Vcpu implements CpuHost {
     const register = WATCHED_NAMES[info.register]!;
     this.exit = {
       reason: 'register-access', register, msr: info.msr, write: info.write,
-      value: (BigInt(info.hi >>> 0) << 32n) | BigInt(info.lo >>> 0), limit: info.limit, memoryOperand: info.memoryOperand, insnLen: info.insnLength,
+      value: u64FromHalves(info.lo, info.hi), limit: info.limit, memoryOperand: info.memoryOperand, insnLen: info.insnLength,
     };
     if (this.vm.trace !== null) this.trace('kvm_register_access', { register, msr: info.msr.toString(16), write: info.write });
     this.cpu.abortInstruction();
@@ -403,7 +404,7 @@ export class Vcpu implements CpuHost {
     return true;
   }
   wrmsr(index: number, lo: number, hi: number): boolean {
-    const v = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const v = u64FromHalves(lo, hi);
     let ok = false;
     if (index === MSR_APIC_BASE) ok = this.apic.writeApicBase(v);
     else if (index >= 0x800 && index <= 0x8ff) ok = this.apic.wrmsr(index, v);

@@ -69,6 +69,7 @@ import { notifyLongSpinWait, postMessage, signalEvent } from './hc-synic.js';
 import { readHypercallInput } from './hc-buffers.js';
 import { hypercallResult, parseHypercallControlParts, validateHypercallControl, withRepStart } from './hypercall-input.js';
 import { suspendForTlbFlush } from './tlb-flush-inhibit.js';
+import { u64FromHalves as u64 } from '../../x86/u64.js';
 
 /** Reps one execution of a rep call processes before it continues (see above). */
 export const HV_REPS_PER_EXECUTION = 16;
@@ -142,7 +143,6 @@ const NO_RESULT_CALLS: ReadonlySet<number> = new Set([HvCall.VtlCall, HvCall.Vtl
 
 const RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSI = 6, RDI = 7, R8 = 8;
 
-const u64 = (lo: number, hi: number): bigint => (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
 
 class MutableCall implements HcCall {
   code = 0; fast = false; varHeaderQwords = 0; repCount = 0; repStart = 0; repEnd = 0;
