@@ -135,6 +135,18 @@ export class Cpu {
   msrWriteWatch: ReadonlySet<number> | null = null;
   tableWriteWatch = 0;
 
+  private mbec = 0;
+  /**
+   * Mode-based execute control, set by the owner (host.ts MBEC_* bits; 0:
+   * off): fetches from user-mode linear addresses need ACCESS_EXEC_USER
+   * instead of ACCESS_EXEC, with MBEC_ONLY_WITH_SMEP only while CR4.SMEP = 1.
+   * Changing it drops the fast caches (they hold fetches checked under it).
+   */
+  get mbecControl(): number { return this.mbec; }
+  set mbecControl(v: number) {
+    if (v !== this.mbec) { this.mbec = v; this.mmu.dropFast(); }
+  }
+
   /** Set by requestStop(): run() returns at the next instruction boundary. */
   private stopRequested = false;
   /** The block the last run() stopped after (see run()). */

@@ -21,7 +21,23 @@
 export const ACCESS_READ = 1;
 export const ACCESS_WRITE = 2;
 export const ACCESS_EXEC = 4;
+/**
+ * An instruction fetch from a user-mode linear address (paging on and U/S = 1
+ * in every paging-structure entry of the translation) while mode-based
+ * execute control is in effect (Cpu.mbecControl): such a fetch needs this
+ * permission instead of ACCESS_EXEC, as Intel's MBEC checks EPT bit 10 (XU)
+ * instead of bit 2 for it (SDM vol. 3, "EPT translation mechanism"). With
+ * MBEC off every fetch needs ACCESS_EXEC and this bit is ignored.
+ */
+export const ACCESS_EXEC_USER = 8;
 export const ACCESS_RWX = 7;
+/** Every permission: what pagePermissions() answers for an unrestricted page. */
+export const ACCESS_ALL = 15;
+
+/** Cpu.mbecControl bits: mode-based execute control (ACCESS_EXEC_USER). */
+export const MBEC_ENABLE = 1;
+/** With MBEC_ENABLE: in effect only while CR4.SMEP = 1 (otherwise every fetch needs ACCESS_EXEC). */
+export const MBEC_ONLY_WITH_SMEP = 2;
 
 /** Why a physical access happened; lets the owner tell guest accesses from CPU-internal ones. */
 export const enum AccessOrigin {
@@ -41,7 +57,7 @@ export interface MemFaultInfo {
   gvaLo: number;
   gvaHi: number;
   gvaValid: boolean;
-  /** ACCESS_READ, ACCESS_WRITE or ACCESS_EXEC. */
+  /** ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC or ACCESS_EXEC_USER. */
   access: number;
   origin: AccessOrigin;
   /** Length of the faulting instruction and its bytes (always known). */
@@ -93,7 +109,7 @@ export interface CpuHost {
    * Page permissions (ACCESS_* bits allowed) for a guest physical page frame,
    * consulted whenever a translation is cached for fast access and on every
    * slow-path access; the owner calls `cpu.permissionsChanged()` after changing them.
-   * Return ACCESS_RWX for unrestricted pages.
+   * Return ACCESS_ALL for unrestricted pages.
    */
   pagePermissions(pfn: number): number;
   /** An access was denied by pagePermissions(). The owner must abort the instruction or inject an exception. */

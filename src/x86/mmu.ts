@@ -17,7 +17,7 @@ import { CHUNK_SIZE, PAGE_SIZE, type Chunk } from '../memory/phys-memory.js';
 import type { Cpu } from './cpu.js';
 import { ABORT } from './fault.js';
 import { faultErr } from './fault.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, AccessOrigin, type MemFaultInfo } from './host.js';
+import { ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE, AccessOrigin, MBEC_ENABLE, MBEC_ONLY_WITH_SMEP, type MemFaultInfo } from './host.js';
 import {
   AC, CR0_PG, CR0_WP, CR4_PAE, CR4_PCIDE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE,
   PFEC_I, PFEC_P, PFEC_RSVD, PFEC_U, PFEC_W, PF_, PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_U, PTE_W, GP,
@@ -370,13 +370,25 @@ export class Mmu {
     if (this.xTagLo[i] === (lo & ~0xfff) && this.xTagHi[i] === hi) return this.xPhys[i] + (lo & 0xfff);
     const pa = this.translate(lo, hi, ACCESS_EXEC, this.c.cpl === 3);
     if (this.c.mem.isRam(pa)) {
-      this.ownerPerms(pa, ACCESS_EXEC, AccessOrigin.Guest, lo, hi, true);
+      this.ownerPerms(pa, this.fetchPermission(), AccessOrigin.Guest, lo, hi, true);
       if (this.lastNoPaging || this.lastOk !== null) {
         if (this.tlbGen !== this.tlb.generation) this.dropFast();
         this.xTagLo[i] = lo & ~0xfff; this.xTagHi[i] = hi; this.xPhys[i] = pa - (lo & 0xfff);
       }
     }
     return pa;
+  }
+
+  /**
+   * The owner permission the fetch translate() just validated needs:
+   * ACCESS_EXEC_USER for a user-mode linear address (every paging entry
+   * U/S = 1; never with paging off) while mode-based execute control is in
+   * effect, else ACCESS_EXEC.
+   */
+  private fetchPermission(): number {
+    const c = this.c, mbec = c.mbecControl;
+    if ((mbec & MBEC_ENABLE) === 0 || this.lastOk === null || !this.lastOk.user) return ACCESS_EXEC;
+    return (mbec & MBEC_ONLY_WITH_SMEP) !== 0 && (c.cr4 & CR4_SMEP) === 0 ? ACCESS_EXEC : ACCESS_EXEC_USER;
   }
 
   /**

@@ -3,14 +3,14 @@
  * ignore writes, every page is unrestricted, CPUID is zero, foreign MSRs #GP,
  * no interrupts, TSC 0. For tools and tests; extend it and override what you need.
  */
-import { ACCESS_RWX, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from './host.js';
+import { ACCESS_ALL, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from './host.js';
 
 export class NullCpuHost implements CpuHost {
   ioRead(_port: number, size: number): number { return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff; }
   ioWrite(_port: number, _size: number, _value: number): void {}
   mmioRead(_gpa: number, size: number): number { return size === 1 ? 0xff : size === 2 ? 0xffff : -1; }
   mmioWrite(_gpa: number, _size: number, _lo: number, _hi: number): void {}
-  pagePermissions(_pfn: number): number { return ACCESS_RWX; }
+  pagePermissions(_pfn: number): number { return ACCESS_ALL; }
   memFault(_info: MemFaultInfo): void {}
   cpuid(_leaf: number, _subleaf: number, out: Int32Array): void { out.fill(0); }
   rdmsr(_index: number, _out: Int32Array): boolean { return false; }

@@ -7,8 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CpuRunState } from '../../src/x86/cpu.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE, AccessOrigin } from '../../src/x86/host.js';
-import { CS, SS } from '../../src/x86/regs.js';
+import { ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE, AccessOrigin, MBEC_ENABLE, MBEC_ONLY_WITH_SMEP } from '../../src/x86/host.js';
+import { CR4_SMEP, CS, SS } from '../../src/x86/regs.js';
 import {
   CODE, IDT, KSTACK, P, SEL, TestMachine, UCODE, USTACK, W, reg, rip, setReg, split,
 } from './helpers/test-machine.js';
@@ -427,4 +427,71 @@ test('an NMI whose stack push the owner denies stays pending and unblocked; it i
   m.runToHalt();
   assert.equal(m.stubVector(), 2);
   assert.equal(c.nmiBlocked, true, 'blocked from the successful delivery until IRET');
+});
+
+test('mode-based execute control: a fetch from a user-mode linear address needs ACCESS_EXEC_USER instead of ACCESS_EXEC (Intel MBEC; host.ts)', async (t) => {
+  const R = ACCESS_READ, X = ACCESS_EXEC, XU = ACCESS_EXEC_USER;
+  interface Case { name: string; cpl: 0 | 3; at: number; cr4?: number; mbec: number; perms: number; denied: number | null }
+  // UCODE is mapped U/S=1 at every level (a user-mode address), CODE is supervisor-only.
+  const cases: Case[] = [
+    { name: 'MBEC off: a CPL3 fetch needs X', cpl: 3, at: UCODE, mbec: 0, perms: R | XU, denied: X },
+    { name: 'MBEC off: XU is ignored, X suffices at CPL3', cpl: 3, at: UCODE, mbec: 0, perms: R | X, denied: null },
+    { name: 'MBEC: a CPL3 fetch from a user page needs XU', cpl: 3, at: UCODE, mbec: MBEC_ENABLE, perms: R | X, denied: XU },
+    { name: 'MBEC: XU alone runs user code', cpl: 3, at: UCODE, mbec: MBEC_ENABLE, perms: R | XU, denied: null },
+    { name: 'MBEC: a CPL0 fetch from a supervisor page needs X', cpl: 0, at: CODE, mbec: MBEC_ENABLE, perms: R | XU, denied: X },
+    { name: 'MBEC: X alone runs supervisor code', cpl: 0, at: CODE, mbec: MBEC_ENABLE, perms: R | X, denied: null },
+    { name: 'MBEC: the address decides, not CPL: CPL0 (SMEP off) fetching a user page needs XU', cpl: 0, at: UCODE, mbec: MBEC_ENABLE, perms: R | X, denied: XU },
+    { name: 'MBEC only with SMEP, SMEP off: every fetch needs X', cpl: 3, at: UCODE, mbec: MBEC_ENABLE | MBEC_ONLY_WITH_SMEP, perms: R | XU, denied: X },
+    { name: 'MBEC only with SMEP, SMEP on: a CPL3 fetch needs XU', cpl: 3, at: UCODE, cr4: CR4_SMEP, mbec: MBEC_ENABLE | MBEC_ONLY_WITH_SMEP, perms: R | X, denied: XU },
+    { name: 'MBEC only with SMEP, SMEP on: XU alone runs user code', cpl: 3, at: UCODE, cr4: CR4_SMEP, mbec: MBEC_ENABLE | MBEC_ONLY_WITH_SMEP, perms: R | XU, denied: null },
+  ];
+  for (const k of cases) {
+    await t.test(k.name, () => {
+      const m = new TestMachine();
+      m.enterLong64({ cpl: k.cpl, cr4: k.cr4 });
+      const c = m.cpu;
+      c.ripLo = k.at;
+      m.asm('.code64\n mov eax, 0x77\n spin: jmp spin', k.at);
+      m.host.perms.set(pfn(k.at), k.perms);
+      c.mbecControl = k.mbec;
+      setReg(c, RAX, 0n);
+      c.run(20);
+      if (k.denied === null) {
+        assert.deepEqual(faults(m), []);
+        assert.equal(reg(c, RAX), 0x77n);
+      } else {
+        assert.deepEqual(faults(m).map((f) => [f.gpa, f.access, f.insnLength]), [[k.at, k.denied, 0]]);
+        assert.equal(rip(c), BigInt(k.at), 'nothing ran');
+        assert.equal(reg(c, RAX), 0n);
+      }
+    });
+  }
+  await t.test('paging off: every fetch is a supervisor fetch (X), whatever the mode', () => {
+    const m = new TestMachine();
+    m.enterProtected32('none');
+    const c = m.cpu;
+    m.asm('.code32\n mov eax, 0x77\n hlt', CODE);
+    m.host.perms.set(pfn(CODE), R | XU);
+    c.mbecControl = MBEC_ENABLE;
+    c.run(20);
+    assert.deepEqual(faults(m).map((f) => f.access), [X]);
+  });
+  await t.test('turning MBEC on or off applies to pages already fetched from (the fast fetch cache is dropped)', () => {
+    const m = new TestMachine();
+    m.enterLong64({ cpl: 3 });
+    const c = m.cpu;
+    c.ripLo = UCODE;
+    m.asm('.code64\n again: inc eax\n jmp again', UCODE);
+    m.host.perms.set(pfn(UCODE), R | X);
+    c.run(50);
+    assert.deepEqual(faults(m), []);
+    c.mbecControl = MBEC_ENABLE;
+    c.run(50);
+    assert.deepEqual(faults(m).map((f) => f.access), [XU]);
+    const n = reg(c, RAX);
+    c.mbecControl = 0;
+    c.run(50);
+    assert.equal(faults(m).length, 1, 'X is enough again');
+    assert.ok(reg(c, RAX) > n);
+  });
 });

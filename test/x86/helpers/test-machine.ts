@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PhysMemory } from '../../../src/memory/phys-memory.js';
 import { Cpu, CpuRunState } from '../../../src/x86/cpu.js';
-import { ACCESS_RWX, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../../../src/x86/host.js';
+import { ACCESS_ALL, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../../../src/x86/host.js';
 import { attrFromDescHigh, baseFromDesc, limitFromDesc } from '../../../src/x86/segment-cache.js';
 import {
   CR0_ET, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_OSFXSR, CR4_PAE, CR4_PSE, CS, DS, EFER_LMA, EFER_LME,
@@ -200,7 +200,7 @@ export class RecordingHost implements CpuHost {
     this.events.push({ kind: 'mmioWrite', gpa, size, lo, hi });
   }
   pagePermissions(pfn: number): number {
-    return this.perms.get(pfn) ?? ACCESS_RWX;
+    return this.perms.get(pfn) ?? ACCESS_ALL;
   }
   memFault(info: MemFaultInfo): void {
     // Copy: the CPU may reuse its buffers after the callback returns.
