@@ -7,6 +7,12 @@ export const KVM_MEMORY_EXIT_FLAG_READ = 1 << 0;
 export const KVM_MEMORY_EXIT_FLAG_WRITE = 1 << 1;
 export const KVM_MEMORY_EXIT_FLAG_EXEC = 1 << 2;
 export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3;
+/**
+ * Our extension (mbec.ts): with EXEC, the fetch was from a user-mode linear
+ * address under mode-based execute control, so it was the missing user
+ * execute permission (NX without XU) that denied it.
+ */
+export const KVM_MEMORY_EXIT_FLAG_XU = 1 << 4;
 
 /** Why Vcpu.run() returned: the KVM exit reasons this core produces (kvm-api-facts.md names where one exists). */
 export type VcpuExit =

@@ -1,15 +1,17 @@
 /**
  * Memory attributes (KVM_SET_MEMORY_ATTRIBUTES, kvm-api-facts.md §2): per
  * 4 KiB guest frame, the proposed negated permissions NR/NW/NX (VSM-18
- * patches 15-16) and the upstream PRIVATE bit. The VMM sets them on a Vm
- * (VSM: ModifyVtlProtectionMask on the lower VTL's Vm); every vCPU access the
- * attributes deny becomes a memory-fault exit.
+ * patches 15-16), the upstream PRIVATE bit, and XU, our extension for
+ * mode-based execute control (src/kvm/README.md "Mode-based execute
+ * control"). The VMM sets them on a Vm (VSM: ModifyVtlProtectionMask on the
+ * lower VTL's Vm); every vCPU access the attributes deny becomes a
+ * memory-fault exit.
  *
  * Stored as ranges (gfn-range-map.ts), not per page (DESIGN §3.4). There is
  * no getter in KVM; get()/ranges() exist for the VMM's in-kernel-style checks
  * (§2.7) and for tests.
  */
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_RWX, ACCESS_WRITE } from '../x86/host.js';
+import { ACCESS_ALL, ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE } from '../x86/host.js';
 import { KvmError } from './errors.js';
 import { GfnRangeMap, type GfnRange } from './gfn-range-map.js';
 
@@ -18,13 +20,23 @@ export const KVM_MEMORY_ATTRIBUTE_NR = 1 << 0;
 export const KVM_MEMORY_ATTRIBUTE_NW = 1 << 1;
 export const KVM_MEMORY_ATTRIBUTE_NX = 1 << 2;
 export const KVM_MEMORY_ATTRIBUTE_PRIVATE = 1 << 3;
+/**
+ * Our extension (not upstream, not in the VSM-18 series): with NX, user
+ * execute stays allowed. It matters only to a vCPU with mode-based execute
+ * control on (Vcpu.setMbecControl), whose fetches from user-mode linear
+ * addresses it governs instead of NX (Intel EPT's XU bit beside XS); other
+ * vCPUs ignore it. Positive, unlike NR/NW/NX, so that NX alone keeps
+ * meaning "no execute" for every vCPU and 0 stays "no restriction". Valid
+ * only with NX and without NR (execute without read is EINVAL, §2.3).
+ */
+export const KVM_MEMORY_ATTRIBUTE_XU = 1 << 4;
 /** Capability whose CHECK_EXTENSION answer is the mask of supported bits (§2.1). */
 export const KVM_CAP_MEMORY_ATTRIBUTES = 233;
 /** The system-scope answer (no VM): every bit any VM type may support (§2.1). */
-export const KVM_MEMORY_ATTRIBUTES_ALL = 0xf;
+export const KVM_MEMORY_ATTRIBUTES_ALL = 0x1f;
 
 const NR = KVM_MEMORY_ATTRIBUTE_NR, NW = KVM_MEMORY_ATTRIBUTE_NW, NX = KVM_MEMORY_ATTRIBUTE_NX;
-const PRIVATE = KVM_MEMORY_ATTRIBUTE_PRIVATE;
+const PRIVATE = KVM_MEMORY_ATTRIBUTE_PRIVATE, XU = KVM_MEMORY_ATTRIBUTE_XU;
 const U64_LIMIT = 1n << 64n;
 const PAGE = 4096n;
 
@@ -39,30 +51,31 @@ export interface MemoryAttributesRequest {
 /** What one accepted request changed (the kvm_vm_set_mem_attributes trace event's fields, §2.8). */
 export interface MemoryAttributesChange { readonly gfn: number; readonly count: number; readonly attributes: number }
 
-/** CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) for a VM: NR|NW|NX always, PRIVATE only with private memory (§2.1). */
+/** CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) for a VM: NR|NW|NX|XU always, PRIVATE only with private memory (§2.1). */
 export function supportedMemoryAttributes(privateMemory: boolean): number {
-  return NR | NW | NX | (privateMemory ? PRIVATE : 0);
+  return NR | NW | NX | XU | (privateMemory ? PRIVATE : 0);
 }
 
 /**
  * Whether `attrs` is one of the valid combinations of §2.3: no unsupported
- * bit, no write or execute permission without read (NR needs NW and NX),
- * and PRIVATE only alone.
+ * bit, no write or execute permission without read (NR needs NW and NX,
+ * and excludes XU), XU only with NX, and PRIVATE only alone.
  */
 export function validAttributes(attrs: bigint, supported: number): boolean {
   if ((attrs & ~BigInt(supported)) !== 0n) return false;
   const a = Number(attrs);
   if (a & PRIVATE) return a === PRIVATE;
+  if ((a & XU) && (a & (NR | NX)) !== NX) return false;
   return (a & NR) === 0 || (a & (NW | NX)) === (NW | NX);
 }
 
 /** ACCESS_* bits a guest access may use on a frame with these attributes; PRIVATE frames allow none (see Vcpu.memFault). */
-const PERMISSIONS = new Uint8Array(16).map((_, a) => {
+const PERMISSIONS = new Uint8Array(32).map((_, a) => {
   if (a & PRIVATE) return 0;
-  let p = ACCESS_RWX;
+  let p = ACCESS_ALL;
   if (a & NR) p &= ~ACCESS_READ;
   if (a & NW) p &= ~ACCESS_WRITE;
-  if (a & NX) p &= ~ACCESS_EXEC;
+  if (a & NX) p &= (a & XU) ? ~ACCESS_EXEC : ~(ACCESS_EXEC | ACCESS_EXEC_USER);
   return p;
 });
 
@@ -89,7 +102,7 @@ export class MemoryAttributes {
     if (flags !== 0n) throw new KvmError('EINVAL', `memory attributes flags must be 0, got 0x${flags.toString(16)}`);
     const attrs = u64(req.attributes, 'attributes');
     if (!validAttributes(attrs, this.supported)) {
-      throw new KvmError('EINVAL', `memory attributes 0x${attrs.toString(16)} are not a valid combination for this VM (supported 0x${this.supported.toString(16)}; write or execute without read, PRIVATE with restrictions and unsupported bits are rejected)`);
+      throw new KvmError('EINVAL', `memory attributes 0x${attrs.toString(16)} are not a valid combination for this VM (supported 0x${this.supported.toString(16)}; write or execute without read, XU without NX, PRIVATE with restrictions and unsupported bits are rejected)`);
     }
     const size = u64(req.size, 'size');
     const address = u64(req.address, 'address');
@@ -109,7 +122,7 @@ export class MemoryAttributes {
 
   /** ACCESS_* bits guest accesses may use on a frame (the vCPU's pagePermissions answer). */
   permissions(gfn: number): number {
-    return this.map.size === 0 ? ACCESS_RWX : PERMISSIONS[this.map.get(gfn)];
+    return this.map.size === 0 ? ACCESS_ALL : PERMISSIONS[this.map.get(gfn)];
   }
 
   /** Calls fn(s, e, attributes) for the pieces of frames [start, end) with one attribute value each (0: unrestricted). */

@@ -12,13 +12,13 @@ import { Cpu, CpuRunState } from '../x86/cpu.js';
 import { u64FromHalves } from '../x86/u64.js';
 import { EventKind } from '../x86/interrupts.js';
 import { fault } from '../x86/fault.js';
-import { ACCESS_EXEC, ACCESS_WRITE, WatchedRegister, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../x86/host.js';
+import { ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_WRITE, WatchedRegister, type CpuHost, type MemFaultInfo, type RegisterAccessInfo } from '../x86/host.js';
 import { MSR_APIC_BASE, MSR_TSC, UD } from '../x86/regs.js';
 import { PAGE_SIZE } from '../memory/phys-memory.js';
 import { findCpuid, type CpuidEntry } from './cpuid.js';
 import { KvmError } from './errors.js';
 import {
-  KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_READ, KVM_MEMORY_EXIT_FLAG_WRITE, type VcpuExit,
+  KVM_MEMORY_EXIT_FLAG_EXEC, KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_READ, KVM_MEMORY_EXIT_FLAG_WRITE, KVM_MEMORY_EXIT_FLAG_XU, type VcpuExit,
 } from './exits.js';
 import { LocalApic } from './lapic.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './memory-attributes.js';
@@ -29,6 +29,7 @@ import { getMsrs, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
 import { getDebugRegs, setDebugRegs, type KvmDebugRegs } from './vcpu-debugregs.js';
 import { checkCopyState, copyState, type KvmCopyState } from './vcpu-copy.js';
 import { getRegisterAccessExits, setRegisterAccessExits, type KvmRegisterAccessExits } from './register-access-exits.js';
+import { getMbecControl, setMbecControl } from './mbec.js';
 import { KvmSyncRegs } from './vcpu-sync-regs.js';
 import { getFpu, getXcrs, setFpu, setXcrs, type KvmFpu, type KvmXcrs } from './vcpu-fpu.js';
 import type { Vm } from './vm.js';
@@ -342,8 +343,9 @@ export class Vcpu implements CpuHost {
     const gfn = Math.floor(info.gpa / PAGE_SIZE);
     const attrs = this.vm.memoryAttributes.get(gfn);
     const write = (info.access & ACCESS_WRITE) !== 0;
-    const exec = !write && (info.access & ACCESS_EXEC) !== 0;
+    const exec = !write && (info.access & (ACCESS_EXEC | ACCESS_EXEC_USER)) !== 0;
     const flags = (write ? KVM_MEMORY_EXIT_FLAG_WRITE : exec ? KVM_MEMORY_EXIT_FLAG_EXEC : KVM_MEMORY_EXIT_FLAG_READ) |
+      (info.access === ACCESS_EXEC_USER ? KVM_MEMORY_EXIT_FLAG_XU : 0) |
       ((attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE) ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0);
     const insnLen = exec ? 0 : info.insnLength;
     this.exit = {
@@ -564,6 +566,9 @@ export class Vcpu implements CpuHost {
   /** Our register-access exits (register-access-exits.ts): EINVAL / E2BIG / EFAULT and no change for a bad configuration. */
   setRegisterAccessExits(cfg: KvmRegisterAccessExits): void { setRegisterAccessExits(this.cpu, cfg); }
   getRegisterAccessExits(): KvmRegisterAccessExits { return getRegisterAccessExits(this.cpu); }
+  /** Mode-based execute control (our extension, mbec.ts): KVM_X86_MBEC_* flags, 0 for off; from the next run(). */
+  setMbecControl(flags: number): void { setMbecControl(this.cpu, flags); }
+  getMbecControl(): number { return getMbecControl(this.cpu); }
   /** KVM_GET_XCRS. */
   getXcrs(): KvmXcrs { return getXcrs(this.cpu); }
   /** KVM_SET_XCRS (EINVAL and no change for bad values). */

@@ -3,7 +3,6 @@
  * interrupt routing between their local APICs (the IPI bus).
  */
 import { PAGE_SIZE } from '../memory/phys-memory.js';
-import { ACCESS_RWX } from '../x86/host.js';
 import { GuestClock } from './clock.js';
 import { KvmError } from './errors.js';
 import { TraceLog } from './trace.js';
@@ -104,7 +103,7 @@ export class Vm implements ApicBus {
     });
   }
 
-  /** CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) on this VM: NR|NW|NX, plus PRIVATE with private memory. */
+  /** CHECK_EXTENSION(KVM_CAP_MEMORY_ATTRIBUTES) on this VM: NR|NW|NX|XU, plus PRIVATE with private memory. */
   supportedMemoryAttributes(): number { return this.memoryAttributes.supported; }
 
   /**
@@ -114,7 +113,7 @@ export class Vm implements ApicBus {
    */
   guestAccessAllowed(gpa: number, access: number): boolean {
     if (!this.mem.isRam(gpa)) return true;
-    return (this.memoryAttributes.permissions(Math.floor(gpa / PAGE_SIZE)) & access & ACCESS_RWX) === access;
+    return (this.memoryAttributes.permissions(Math.floor(gpa / PAGE_SIZE)) & access) === access;
   }
 
   // ---- KVM PV hypercalls (kvm-hypercall.ts, kvm-api-facts §4) ----

@@ -30,7 +30,6 @@ export const ACCESS_EXEC = 4;
  * MBEC off every fetch needs ACCESS_EXEC and this bit is ignored.
  */
 export const ACCESS_EXEC_USER = 8;
-export const ACCESS_RWX = 7;
 /** Every permission: what pagePermissions() answers for an unrestricted page. */
 export const ACCESS_ALL = 15;
 

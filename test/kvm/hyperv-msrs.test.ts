@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HvMsr } from '../../src/spec/tlfs.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_RWX, ACCESS_WRITE } from '../../src/x86/host.js';
+import { ACCESS_ALL, ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE } from '../../src/x86/host.js';
 import { GUEST_RAM, makeRig, SYNIC_FLAGS } from './hyperv-fixture.js';
 
 const LINUX_OS_ID = 0x8100_0000_0000_0000n; // open source (63), OS type Linux (62:56 = 1)
@@ -48,8 +48,8 @@ test('hypercall page: VMCALL; RET then INT3, read+execute only, RAM restored whe
   assert.equal(vp1!.rdmsr(HvMsr.HYPERCALL), 0x5ffdn);
   assert.deepEqual([...rig.mem.read(0x5000, 5)], [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
   assert.equal(rig.mem.read8(0x5fff), 0xcc);
-  assert.equal(rig.partition.pagePermissions(5), ACCESS_READ | ACCESS_EXEC);
-  assert.equal(rig.partition.pagePermissions(6), ACCESS_RWX);
+  assert.equal(rig.partition.pagePermissions(5), ACCESS_READ | ACCESS_EXEC | ACCESS_EXEC_USER);
+  assert.equal(rig.partition.pagePermissions(6), ACCESS_ALL);
   assert.equal(rig.partition.isOverlayWrite(0x5008, ACCESS_WRITE), true, 'guest write ⇒ #GP');
   assert.equal(rig.partition.isOverlayWrite(0x5008, ACCESS_READ), false);
   assert.equal(rig.partition.isOverlayWrite(0x6008, ACCESS_WRITE), false);
@@ -58,7 +58,7 @@ test('hypercall page: VMCALL; RET then INT3, read+execute only, RAM restored whe
   assert.equal(vp0!.wrmsr(HvMsr.HYPERCALL, 0x5000n), true);
   assert.equal(rig.partition.hypercallPagePfn, -1);
   assert.deepEqual([...rig.mem.read(0x5000, 4)], [0x5a, 0x5a, 0x5a, 0x5a]);
-  assert.equal(rig.partition.pagePermissions(5), ACCESS_RWX);
+  assert.equal(rig.partition.pagePermissions(5), ACCESS_ALL);
   assert.equal(rig.overlayChanges, 2);
 });
 

@@ -7,9 +7,9 @@ import { Vm } from '../../src/kvm/vm.js';
 import { KvmError } from '../../src/kvm/errors.js';
 import {
   KVM_CAP_MEMORY_ATTRIBUTES, KVM_MEMORY_ATTRIBUTE_NR, KVM_MEMORY_ATTRIBUTE_NW, KVM_MEMORY_ATTRIBUTE_NX,
-  KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTES_ALL, type MemoryAttributesRequest,
+  KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTE_XU, KVM_MEMORY_ATTRIBUTES_ALL, type MemoryAttributesRequest,
 } from '../../src/kvm/memory-attributes.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE } from '../../src/x86/host.js';
+import { ACCESS_ALL, ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE } from '../../src/x86/host.js';
 
 const MiB = 1 << 20;
 
@@ -27,19 +27,19 @@ function rejects(vm: Vm, req: MemoryAttributesRequest, code: string, message: Re
   assert.equal(vm.memoryAttributes.generation, gen);
 }
 
-test('§2.1/§2.2: numbers, and the capability answer is NR|NW|NX, plus PRIVATE only for a private-memory VM', () => {
+test('§2.1/§2.2: numbers, and the capability answer is NR|NW|NX|XU (our extension), plus PRIVATE only for a private-memory VM', () => {
   assert.equal(KVM_CAP_MEMORY_ATTRIBUTES, 233);
-  assert.deepEqual([KVM_MEMORY_ATTRIBUTE_NR, KVM_MEMORY_ATTRIBUTE_NW, KVM_MEMORY_ATTRIBUTE_NX, KVM_MEMORY_ATTRIBUTE_PRIVATE], [1, 2, 4, 8]);
-  assert.equal(new Vm({ memorySize: MiB }).supportedMemoryAttributes(), 0x7);
-  assert.equal(new Vm({ memorySize: MiB, privateMemory: true }).supportedMemoryAttributes(), 0xf);
-  assert.equal(KVM_MEMORY_ATTRIBUTES_ALL, 0xf); // system scope reports all
+  assert.deepEqual([KVM_MEMORY_ATTRIBUTE_NR, KVM_MEMORY_ATTRIBUTE_NW, KVM_MEMORY_ATTRIBUTE_NX, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_ATTRIBUTE_XU], [1, 2, 4, 8, 0x10]);
+  assert.equal(new Vm({ memorySize: MiB }).supportedMemoryAttributes(), 0x17);
+  assert.equal(new Vm({ memorySize: MiB, privateMemory: true }).supportedMemoryAttributes(), 0x1f);
+  assert.equal(KVM_MEMORY_ATTRIBUTES_ALL, 0x1f); // system scope reports all
 });
 
-test('§2.3: exactly 0x0, 0x2, 0x4, 0x6, 0x7 are valid, 0x8 only with private memory, nothing else', () => {
-  const valid = new Set([0x0, 0x2, 0x4, 0x6, 0x7]);
+test('§2.3: exactly 0x0, 0x2, 0x4, 0x6, 0x7 are valid, XU only beside NX with read (0x14, 0x16), 0x8 only with private memory, nothing else', () => {
+  const valid = new Set([0x0, 0x2, 0x4, 0x6, 0x7, 0x14, 0x16]);
   for (const priv of [false, true]) {
     const vm = new Vm({ memorySize: MiB, privateMemory: priv });
-    for (let a = 0; a < 0x20; a++) {
+    for (let a = 0; a < 0x40; a++) {
       const ok = valid.has(a) || (priv && a === 0x8);
       const req = { address: 0x1000n, size: 0x1000n, attributes: BigInt(a), flags: 0n };
       if (ok) {
@@ -88,21 +88,23 @@ test('§2.5: attributes become the page permissions the vCPU reports to the CPU'
   const vm = new Vm({ memorySize: MiB, privateMemory: true });
   const v = vm.createVcpu(0);
   const cases: [number, number][] = [
-    [0x0, ACCESS_READ | ACCESS_WRITE | ACCESS_EXEC], // RW/X
-    [0x2, ACCESS_READ | ACCESS_EXEC],                // RO/X
+    [0x0, ACCESS_ALL],                               // RW/X (user execute too)
+    [0x2, ACCESS_READ | ACCESS_EXEC | ACCESS_EXEC_USER], // RO/X
     [0x4, ACCESS_READ | ACCESS_WRITE],               // RW/NX
     [0x6, ACCESS_READ],                              // RO/NX
     [0x7, 0],                                        // no access
     [0x8, 0],                                        // private: no shared access (see memory-fault tests)
+    [0x14, ACCESS_READ | ACCESS_WRITE | ACCESS_EXEC_USER], // RW, user execute only (XU)
+    [0x16, ACCESS_READ | ACCESS_EXEC_USER],          // R, user execute only (XU)
   ];
   cases.forEach(([attrs, perms], k) => {
     vm.setMemoryAttributes({ address: BigInt(k * 4096), size: 4096n, attributes: BigInt(attrs), flags: 0n });
     assert.equal(v.pagePermissions(k), perms, `attributes 0x${attrs.toString(16)}`);
   });
   // Setting 0 removes the restriction (§2.1 "acts like delete").
-  vm.setMemoryAttributes({ address: 0n, size: 6n * 4096n, attributes: 0n, flags: 0n });
+  vm.setMemoryAttributes({ address: 0n, size: 8n * 4096n, attributes: 0n, flags: 0n });
   assert.equal(vm.memoryAttributes.rangeCount, 0);
-  for (let k = 0; k < 6; k++) assert.equal(v.pagePermissions(k), 7);
+  for (let k = 0; k < 8; k++) assert.equal(v.pagePermissions(k), ACCESS_ALL);
 });
 
 test('storage is ranges: a million-page range is one range, and a hole in it makes three', () => {

@@ -73,7 +73,7 @@ test('§3.8: with MBEC absent KX governs execution; effective masks AND the mask
 test('the attributes really deny what the mask denies: a Vm with the RX mask\'s attributes faults on write only', () => {
   const vm = new Vm({ memorySize: 1 << 20 });
   vm.setMemoryAttributes({ address: 0x3000n, size: 0x1000n, attributes: BigInt(maskToAttributes(0xd)), flags: 0n });
-  assert.equal(vm.memoryAttributes.permissions(3), 0x1 | 0x4); // ACCESS_READ | ACCESS_EXEC
+  assert.equal(vm.memoryAttributes.permissions(3), 0x1 | 0x4 | 0x8); // ACCESS_READ | ACCESS_EXEC | ACCESS_EXEC_USER
   vm.setMemoryAttributes({ address: 0x3000n, size: 0x1000n, attributes: BigInt(maskToAttributes(0x0)), flags: 0n });
   assert.equal(vm.memoryAttributes.permissions(3), 0);
 });

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PhysMemory } from '../../src/memory/phys-memory.js';
 import { Cpu, REP_CHUNK } from '../../src/x86/cpu.js';
-import { ACCESS_READ, ACCESS_RWX, type MemFaultInfo } from '../../src/x86/host.js';
+import { ACCESS_ALL, ACCESS_READ, type MemFaultInfo } from '../../src/x86/host.js';
 import { NullCpuHost } from '../../src/x86/null-host.js';
 import { ATTR_DB, ATTR_G, ATTR_L, ATTR_P, ATTR_S } from '../../src/x86/segment-cache.js';
 import { runSnippet } from '../../src/x86/snippet.js';
@@ -252,7 +252,7 @@ class LogHost extends NullCpuHost {
   override ioRead(port: number, size: number): number { this.ioLog.push([port, size, -1]); return this.ioInput.shift() ?? 0; }
   override ioWrite(port: number, size: number, value: number): void { this.ioLog.push([port, size, value]); }
   override mmioWrite(gpa: number, size: number, lo: number): void { this.mmioLog.push([gpa, size, lo]); }
-  override pagePermissions(pfn: number): number { return this.perms.get(pfn) ?? ACCESS_RWX; }
+  override pagePermissions(pfn: number): number { return this.perms.get(pfn) ?? ACCESS_ALL; }
   override memFault(info: MemFaultInfo): void { this.faults.push(info); }
 }
 

@@ -12,7 +12,7 @@
  * cpu.permissionsChanged() on every vCPU when onOverlayChange fires.
  */
 import type { PhysMemory } from '../../memory/phys-memory.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_RWX, ACCESS_WRITE } from '../../x86/host.js';
+import { ACCESS_ALL, ACCESS_READ, ACCESS_WRITE } from '../../x86/host.js';
 import {
   HV_CRASH_CTL_NOTIFY,
   HV_HYPERCALL_MSR_ENABLE,
@@ -163,9 +163,9 @@ export class HvPartition {
     if (had || enabled) this.opts.onOverlayChange?.();
   }
 
-  /** Guest access rights to a page: the hypercall page is read+execute only (§1.4). */
+  /** Guest access rights to a page: the hypercall page is read+execute (user execute too) only (§1.4). */
   pagePermissions(pfn: number): number {
-    return pfn === this.hypercallOverlay.pfn ? ACCESS_READ | ACCESS_EXEC : ACCESS_RWX;
+    return pfn === this.hypercallOverlay.pfn ? ACCESS_ALL & ~ACCESS_WRITE : ACCESS_ALL;
   }
 
   /** Whether a denied access was a write to the hypercall page, which TLFS makes #GP. */
