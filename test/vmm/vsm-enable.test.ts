@@ -53,8 +53,10 @@ test('§2.12: EnablePartitionVtl errors: twice, bad partition, bad VTL, flags, r
   const r = new VsmRig();
   assert.equal(enablePartitionVtl(r, 1, { partition: 0n }).status, HvStatus.INVALID_PARTITION_ID);
   assert.equal(enablePartitionVtl(r, 16).status, HvStatus.INVALID_PARAMETER, 'TargetVtl is a VTL (0..15)');
-  assert.equal(enablePartitionVtl(r, 1, { flags: 0x1 }).status, HvStatus.INVALID_PARAMETER, 'EnableMbec: VsmCapabilities.MbecVtlMask = 0');
+  assert.equal(enablePartitionVtl(r, 0, { flags: 0x1 }).status, HvStatus.INVALID_PARAMETER, 'EnableMbec: VTL0 is not in MbecVtlMask');
   assert.equal(enablePartitionVtl(r, 1, { flags: 0x2 }).status, HvStatus.INVALID_PARAMETER, 'supervisor shadow stack not offered');
+  assert.equal(enablePartitionVtl(r, 1, { flags: 0x3 }).status, HvStatus.INVALID_PARAMETER, 'nor with EnableMbec beside it');
+  assert.equal(enablePartitionVtl(r, 1, { flags: 0x4 }).status, HvStatus.INVALID_PARAMETER, 'HVPT not offered');
   assert.equal(enablePartitionVtl(r, 1, { flags: 0x8 }).status, HvStatus.INVALID_PARAMETER, 'flag bits 7:3 are reserved');
   assert.equal(enablePartitionVtl(r, 1, { reserved: 1 }).status, HvStatus.INVALID_PARAMETER, 'bytes 10-15 are RsvdZ');
   assert.equal(enablePartitionVtl(r, 2).status, HvStatus.ACCESS_DENIED, 'above MaximumVtl 1 (openhcl: unsupported target)');

@@ -92,9 +92,9 @@ export class VsmRig {
   /** Assembles 64-bit code at `org`. */
   asm(src: string, org: number): Record<string, number> { return this.m.asm(`.code64\n${src}`, org); }
 
-  /** Enables VTL `vtl` for the partition from the host side (the hypercall path is tested in vsm-enable). */
-  enablePartitionVtl(vtl = 1): void {
-    const vm = this.p.enablePartitionVtl(vtl);
+  /** Enables VTL `vtl` for the partition from the host side, with MBEC when `mbec` (the hypercall path is tested in vsm-enable). */
+  enablePartitionVtl(vtl = 1, mbec = false): void {
+    const vm = this.p.enablePartitionVtl(vtl, mbec);
     vm.hyperv!.writeGuestOsId(LINUX_GUEST_OS_ID);
   }
 

@@ -66,11 +66,13 @@ test('§3.6, §3.7: the read-only VSM registers from VTL0, before and after VTL1
   assert.equal(g.reps, 4);
   // CodePageOffsets: 64-bit caller's stubs at 0x0F (call) and 0x26 (return), bits 11:0 and 23:12 (§3.6).
   // VpStatus: ActiveVtl 0, EnabledVtlSet {0} in bits 31:16. PartitionStatus: EnabledVtlSet {0}, MaximumVtl 1 in 19:16.
-  // Capabilities: DenyLowerVtlStartup (bit 17), InterceptPageAvailable (27) and ReturnActionAvailable (28) only (Dr6Shared = 0, no MBEC, ...).
-  assert.deepEqual(g.values, [0x2600fn, 0x10000n, 0x10001n, (1n << 17n) | (3n << 27n)]);
+  // Capabilities: MbecVtlMask {1} (bits 16:1, VTL n at bit n + 1), DenyLowerVtlStartup (bit 17), InterceptPageAvailable (27)
+  // and ReturnActionAvailable (28) (Dr6Shared = 0, no shadow stacks, no HVPT, ...).
+  const caps = (1n << 2n) | (1n << 17n) | (3n << 27n);
+  assert.deepEqual(g.values, [0x2600fn, 0x10000n, 0x10001n, caps]);
   const v1 = inVtl1();
   g = getRegs(v1.r, v1.v1, names);
-  assert.deepEqual(g.values, [0x2600fn, 0x30001n, 0x10003n, (1n << 17n) | (3n << 27n)], 'ActiveVtl 1, EnabledVtlSet {0, 1} on the VP and the partition');
+  assert.deepEqual(g.values, [0x2600fn, 0x30001n, 0x10003n, caps], 'ActiveVtl 1, EnabledVtlSet {0, 1} on the VP and the partition');
   const r2 = new VsmRig({ maximumVtl: 2 });
   assert.deepEqual(getRegs(r2, r2.vcpu(0), [N.VsmPartitionStatus]).values, [0x20001n], 'MaximumVtl 2');
 });
@@ -120,7 +122,7 @@ test('§2.15: per-element errors stop the list; earlier outputs are valid and re
   const r = new VsmRig();
   const g = getRegs(r, r.vcpu(0), [N.VsmVpStatus, N.VsmCapabilities, 0x12345, N.VsmVpStatus]);
   assert.deepEqual([g.status, g.reps], [HvStatus.UNKNOWN_REGISTER_NAME, 2]);
-  assert.deepEqual(g.values, [0x10000n, (1n << 17n) | (3n << 27n), 0xeeeeeeeeeeeeeeeen, 0xeeeeeeeeeeeeeeeen], 'outputs 0 and 1 written, nothing after');
+  assert.deepEqual(g.values, [0x10000n, (1n << 2n) | (1n << 17n) | (3n << 27n), 0xeeeeeeeeeeeeeeeen, 0xeeeeeeeeeeeeeeeen], 'outputs 0 and 1 written, nothing after');
   const cfg = getRegs(r, r.vcpu(0), [N.VsmVpStatus, N.VsmPartitionConfig]);
   assert.deepEqual([cfg.status, cfg.reps], [HvStatus.INVALID_PARAMETER, 1], 'VsmPartitionConfig exists only for VTL ≥ 1 (register-names.ts)');
   const sc = getRegs(r, r.vcpu(0), [N.VsmVpSecureConfigVtl0]);

@@ -27,29 +27,37 @@ test('§2.11: HV_INPUT_VTL: RsvdZ 7:5, UseTargetVtl bit 4, TargetVtl 3:0, then i
   assert.throws(() => decodeInputVtl(0x100, 0, 1), VsmError);
 });
 
-test('§3.8 + kvm §2.3: the five valid masks map to kvm\'s five valid attribute combinations and back', () => {
-  const table: [number, number][] = [[0x0, 0x7], [0x1, 0x6], [0x3, 0x4], [0xd, 0x2], [0xf, 0x0]];
-  for (const [mask, attrs] of table) {
-    assert.equal(validateProtectionMask(mask), S.SUCCESS, `mask 0x${mask.toString(16)}`);
+test('§3.8 + kvm §2.3: the five non-MBEC masks and the two MBEC masks map to kvm\'s seven valid attribute combinations and back', () => {
+  const table: [number, number, boolean][] = [
+    [0x0, 0x7, false], [0x1, 0x6, false], [0x3, 0x4, false], [0xd, 0x2, false], [0xf, 0x0, false],
+    [0x9, 0x16, true], [0xb, 0x14, true], // R+UX: NW|NX|XU; RW+UX: NX|XU
+  ];
+  for (const [mask, attrs, needsMbec] of table) {
+    assert.equal(validateProtectionMask(mask, true), S.SUCCESS, `mask 0x${mask.toString(16)} with MBEC`);
+    assert.equal(validateProtectionMask(mask, false), needsMbec ? S.INVALID_REGISTER_VALUE : S.SUCCESS, `mask 0x${mask.toString(16)} without MBEC`);
     assert.equal(maskToAttributes(mask), attrs, `mask 0x${mask.toString(16)}`);
     assert.equal(attributesToMask(attrs), mask, `attrs 0x${attrs.toString(16)}`);
   }
   assert.throws(() => attributesToMask(1), VsmError); // NR alone is EINVAL in kvm
   assert.throws(() => attributesToMask(8), VsmError); // PRIVATE is not a protection
+  assert.throws(() => attributesToMask(0x10), VsmError); // XU without NX is EINVAL in kvm
 });
 
-test('§3.8: write or execute without read, and KX ≠ UX without MBEC, are INVALID_REGISTER_VALUE', () => {
-  for (const m of [0x2, 0x4, 0x6, 0x8, 0xc, 0xe, 0xa]) assert.equal(validateProtectionMask(m), S.INVALID_REGISTER_VALUE, `0x${m.toString(16)}`);
-  for (const m of [0x5, 0x7, 0x9, 0xb]) assert.equal(validateProtectionMask(m), S.INVALID_REGISTER_VALUE, `0x${m.toString(16)}`);
+test('§3.8: write or execute without read, KX without UX (even with MBEC), and UX without KX without MBEC are INVALID_REGISTER_VALUE', () => {
+  for (const mbec of [false, true]) {
+    for (const m of [0x2, 0x4, 0x6, 0x8, 0xc, 0xe, 0xa]) assert.equal(validateProtectionMask(m, mbec), S.INVALID_REGISTER_VALUE, `0x${m.toString(16)}`);
+    for (const m of [0x5, 0x7]) assert.equal(validateProtectionMask(m, mbec), S.INVALID_REGISTER_VALUE, `0x${m.toString(16)} (KX=1, UX=0: undefined)`);
+  }
+  for (const m of [0x9, 0xb]) assert.equal(validateProtectionMask(m, false), S.INVALID_REGISTER_VALUE, `0x${m.toString(16)} without MBEC`);
   assert.throws(() => maskToAttributes(0x5), /not one of/);
 });
 
 test('§3.8: SupervisorShadowStack (0x10) and Adjustable (0x8000) are INVALID_REGISTER_VALUE; other flag bits INVALID_PARAMETER', () => {
-  assert.equal(validateProtectionMask(0x11), S.INVALID_REGISTER_VALUE);
-  assert.equal(validateProtectionMask(0x10), S.INVALID_REGISTER_VALUE); // and without R
-  assert.equal(validateProtectionMask(0x800f), S.INVALID_REGISTER_VALUE);
+  assert.equal(validateProtectionMask(0x11, true), S.INVALID_REGISTER_VALUE);
+  assert.equal(validateProtectionMask(0x10, true), S.INVALID_REGISTER_VALUE); // and without R
+  assert.equal(validateProtectionMask(0x800f, true), S.INVALID_REGISTER_VALUE);
   for (const m of [0x20 | 0xf, 0x40 | 0xf, 0x1_0000, 0x2_0000, 0x10_0000, 0x8000_0000]) {
-    assert.equal(validateProtectionMask(m), S.INVALID_PARAMETER, `0x${m.toString(16)}`);
+    assert.equal(validateProtectionMask(m, true), S.INVALID_PARAMETER, `0x${m.toString(16)}`);
   }
 });
 
@@ -70,12 +78,27 @@ test('§3.8: with MBEC absent KX governs execution; effective masks AND the mask
   assert.equal(interceptTargetVtl(masks, 1, 1), 2);
 });
 
+test('§3.8 MBEC: an execute flagged as a user-mode fetch is checked against UX, any other against KX', () => {
+  assert.equal(maskAllows(0x9, 2, true), true);   // R+UX: user fetch allowed
+  assert.equal(maskAllows(0x9, 2, false), false); // kernel fetch (or KX governing everything)
+  assert.equal(maskAllows(0xd, 2, true), true);
+  assert.equal(maskAllows(0x1, 2, true), false);
+  assert.equal(maskAllows(0x9, 0, true), true, 'the flag only concerns execution');
+  // VTL1 gives VTL0 R+UX, VTL2 gives VTL0 R+W+X: a kernel fetch goes to VTL1, a user fetch is allowed.
+  const masks = [undefined, 0x9, 0xf];
+  assert.equal(interceptTargetVtl(masks, 0, 2, false), 1);
+  assert.equal(interceptTargetVtl(masks, 0, 2, true), -1);
+  assert.equal(effectiveMask([undefined, 0x9, 0xb], 0), 0x9, 'the AND of MBEC masks is a valid mask');
+});
+
 test('the attributes really deny what the mask denies: a Vm with the RX mask\'s attributes faults on write only', () => {
   const vm = new Vm({ memorySize: 1 << 20 });
   vm.setMemoryAttributes({ address: 0x3000n, size: 0x1000n, attributes: BigInt(maskToAttributes(0xd)), flags: 0n });
   assert.equal(vm.memoryAttributes.permissions(3), 0x1 | 0x4 | 0x8); // ACCESS_READ | ACCESS_EXEC | ACCESS_EXEC_USER
   vm.setMemoryAttributes({ address: 0x3000n, size: 0x1000n, attributes: BigInt(maskToAttributes(0x0)), flags: 0n });
   assert.equal(vm.memoryAttributes.permissions(3), 0);
+  vm.setMemoryAttributes({ address: 0x3000n, size: 0x1000n, attributes: BigInt(maskToAttributes(0x9)), flags: 0n });
+  assert.equal(vm.memoryAttributes.permissions(3), 0x1 | 0x8); // ACCESS_READ | ACCESS_EXEC_USER
 });
 
 // ---- HvCallModifyVtlProtectionMask (§2.18) ----
@@ -90,11 +113,11 @@ function header(o: { partition?: bigint; flags?: number; vtl?: number; rsvd?: nu
   return h;
 }
 
-function caller(o: Partial<ProtectionCallerView> & { enabled?: number[]; protectionOn?: number[] } = {}): ProtectionCallerView {
-  const enabled = o.enabled ?? [0, 1], on = o.protectionOn ?? [1];
+function caller(o: Partial<ProtectionCallerView> & { enabled?: number[]; protectionOn?: number[]; mbec?: number[] } = {}): ProtectionCallerView {
+  const enabled = o.enabled ?? [0, 1], on = o.protectionOn ?? [1], mbec = o.mbec ?? [];
   return {
     callerVtl: o.callerVtl ?? 1, maximumVtl: o.maximumVtl ?? 1,
-    isVtlEnabled: (v) => enabled.includes(v), isProtectionEnabled: (v) => on.includes(v),
+    isVtlEnabled: (v) => enabled.includes(v), isProtectionEnabled: (v) => on.includes(v), isMbecEnabled: (v) => mbec.includes(v),
     isRam: o.isRam ?? ((gpa) => gpa < 0x10_0000),
   };
 }
@@ -117,6 +140,11 @@ test('§2.18/§3.8: header failures in order: partition, RsvdZ, input VTL, VTL0,
   assert.equal(st(header(), caller({ protectionOn: [] })), S.ACCESS_DENIED);             // EnableVtlProtection not set
   assert.equal(st(header({ flags: 0x2 })), S.INVALID_REGISTER_VALUE);
   assert.equal(st(header({ flags: 0x20 })), S.INVALID_PARAMETER);
+  // MBEC masks: the target VTL's EnableMbec decides.
+  assert.equal(st(header({ flags: 0x9 })), S.INVALID_REGISTER_VALUE);
+  assert.equal(st(header({ flags: 0x9 }), caller({ mbec: [1] })), S.SUCCESS);
+  assert.equal(st(header({ flags: 0x5 }), caller({ mbec: [1] })), S.INVALID_REGISTER_VALUE);
+  assert.equal(st(header({ flags: 0x9, vtl: 0x11 }), caller({ callerVtl: 2, maximumVtl: 2, enabled: [0, 1, 2], protectionOn: [1, 2], mbec: [2] })), S.INVALID_REGISTER_VALUE);
 });
 
 test('§3.8/§1.2: a non-RAM page at element i stops the call with reps completed = i (absolute), earlier pages still apply', () => {

@@ -7,8 +7,8 @@ import { HvStatus } from '../../src/spec/tlfs.js';
 import { checkRegisterAccess, registerInfo, REGISTERS } from '../../src/vmm/vsm/register-names.js';
 import { decodeRegisterValue, encodeRegisterValue } from '../../src/vmm/vsm/register-value.js';
 import {
-  checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, codePageOffsetsFor, decodeCapabilities,
-  decodeCodePageOffsets, decodePartitionConfig, decodeSecureConfig, decodeVina, defaultProtection, DEFAULT_VSM_CAPABILITIES,
+  checkPartitionConfigWrite as checkConfig, checkSecureConfigWrite, checkWaitForTlbLockWrite, codePageOffsetsFor, decodeCapabilities,
+  decodeCodePageOffsets, decodePartitionConfig, decodeSecureConfig, decodeVina, defaultProtection, DEFAULT_VSM_CAPABILITIES, vsmCapabilities,
   encodeCapabilities, encodePartitionConfig, encodePartitionStatus, encodeSecureConfig, encodeVina, encodeVpStatus,
 } from '../../src/vmm/vsm/vsm-registers.js';
 import { VsmError } from '../../src/vmm/vsm/errors.js';
@@ -106,8 +106,10 @@ test('§3.7: VsmVpStatus and VsmPartitionStatus bit positions', () => {
 });
 
 test('§3.7: VsmCapabilities in hvdef order: Dr6Shared 0, MbecVtlMask 16:1, DenyLowerVtlStartup 17, InterceptPage 27, ReturnAction 28', () => {
-  const ours = encodeCapabilities(DEFAULT_VSM_CAPABILITIES);
-  assert.equal(ours, (1n << 17n) | (3n << 27n), 'what this VMM offers: DenyLowerVtlStartup, the intercept page and return actions');
+  assert.equal(encodeCapabilities(DEFAULT_VSM_CAPABILITIES), (1n << 17n) | (3n << 27n), 'DenyLowerVtlStartup, the intercept page and return actions');
+  // What a partition offers adds MBEC for each VTL from 1 to its maximum (MbecVtlMask bit n = VTL n, at register bit n + 1).
+  assert.equal(encodeCapabilities(vsmCapabilities(1)), (1n << 2n) | (1n << 17n) | (3n << 27n));
+  assert.equal(encodeCapabilities(vsmCapabilities(2)), (3n << 2n) | (1n << 17n) | (3n << 27n));
   const none = { ...DEFAULT_VSM_CAPABILITIES, denyLowerVtlStartup: false, interceptPageAvailable: false, returnActionAvailable: false };
   assert.equal(encodeCapabilities(none), 0n);
   assert.equal(encodeCapabilities({ ...none, dr6Shared: true }), 1n);
@@ -133,7 +135,11 @@ test('§3.7: VsmPartitionConfig: EnableVtlProtection 0, DefaultVtlProtectionMask
 
 test('§3.7: EnableVtlProtection and the default mask are write-once; RsvdZ and unsupported bits are INVALID_REGISTER_VALUE', () => {
   const caps = { interceptPageAvailable: false };
+  const checkPartitionConfigWrite = (cur: bigint, next: bigint, c: typeof caps, mbec = false) => checkConfig(cur, next, c, mbec);
   assert.equal(checkPartitionConfigWrite(0n, 0x3n, caps), S.SUCCESS);                    // enable with R
+  assert.equal(checkPartitionConfigWrite(0n, 0x13n, caps), S.INVALID_REGISTER_VALUE);    // R+UX (0x9) as the default: needs MBEC
+  assert.equal(checkPartitionConfigWrite(0n, 0x13n, caps, true), S.SUCCESS);             // ... which the configured VTL has
+  assert.equal(checkPartitionConfigWrite(0n, 0xbn, caps, true), S.INVALID_REGISTER_VALUE); // R+KX (0x5) never
   assert.equal(checkPartitionConfigWrite(0x3n, 0x3n | 0x40n, caps), S.SUCCESS);           // DenyLowerVtlStartup may change
   assert.equal(checkPartitionConfigWrite(0x3n, 0x2n, caps), S.INVALID_REGISTER_VALUE);    // clearing EnableVtlProtection
   assert.equal(checkPartitionConfigWrite(0x3n, 0x1fn, caps), S.INVALID_REGISTER_VALUE);   // changing the mask after enable
@@ -145,13 +151,17 @@ test('§3.7: EnableVtlProtection and the default mask are write-once; RsvdZ and 
   assert.equal(checkPartitionConfigWrite(0n, 1n << 12n, { interceptPageAvailable: true }), S.SUCCESS);
 });
 
-test('§3.7/§3.9: VsmVpSecureConfig: MbecEnabled 0, TlbLocked 1; only TlbLocked may be set here (no MBEC, SSS, HVPT)', () => {
+test('§3.7/§3.9: VsmVpSecureConfig: MbecEnabled 0, TlbLocked 1; MbecEnabled only from a VTL with MBEC; no SSS, HVPT', () => {
   assert.deepEqual(decodeSecureConfig(0x2n), { mbecEnabled: false, tlbLocked: true, sssEnabled: false, hwHvptEnabled: false });
   assert.equal(encodeSecureConfig({ mbecEnabled: true, tlbLocked: true, sssEnabled: true, hwHvptEnabled: true }), 0xfn);
-  assert.equal(checkSecureConfigWrite(0x2n), S.SUCCESS);
-  assert.equal(checkSecureConfigWrite(0x0n), S.SUCCESS);
-  assert.equal(checkSecureConfigWrite(0x1n), S.INVALID_REGISTER_VALUE);
-  assert.equal(checkSecureConfigWrite(0x10n), S.INVALID_REGISTER_VALUE);
+  for (const mbec of [false, true]) {
+    assert.equal(checkSecureConfigWrite(0x2n, mbec), S.SUCCESS);
+    assert.equal(checkSecureConfigWrite(0x0n, mbec), S.SUCCESS);
+    assert.equal(checkSecureConfigWrite(0x4n | (mbec ? 1n : 0n), mbec), S.INVALID_REGISTER_VALUE); // shadow stacks
+    assert.equal(checkSecureConfigWrite(0x10n, mbec), S.INVALID_REGISTER_VALUE);
+  }
+  assert.equal(checkSecureConfigWrite(0x1n, false), S.INVALID_REGISTER_VALUE);
+  assert.equal(checkSecureConfigWrite(0x3n, true), S.SUCCESS);
 });
 
 test('§3.7: VsmVina: vector 7:0, Enabled 8, AutoReset 9, AutoEoi 10, 63:11 RsvdP; WaitForTlbLock bit 0 only', () => {

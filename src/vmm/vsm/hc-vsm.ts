@@ -13,8 +13,9 @@
  * → state (INVALID_VTL_STATE, VTL_ALREADY_ENABLED) → values.
  *
  * EnablePartitionVtl (§2.12): partition ≠ self ⇒ INVALID_PARTITION_ID;
- * TargetVtl > 15, reserved flag bits 7:3 or bytes 10-15 ≠ 0, or a flag
- * asking for MBEC / shadow stacks / HVPT (VsmCapabilities offers none) ⇒
+ * TargetVtl > 15, reserved flag bits 7:3 or bytes 10-15 ≠ 0, a flag
+ * asking for shadow stacks or HVPT (VsmCapabilities offers neither), or
+ * EnableMbec for a VTL outside MbecVtlMask (VTL0 is never in it) ⇒
  * INVALID_PARAMETER; a VTL above the partition's maximum ⇒ ACCESS_DENIED
  * (openhcl "unsupported target"); a VTL above the caller that the caller is
  * not the highest enabled VTL below ⇒ ACCESS_DENIED (TLFS); already enabled
@@ -55,7 +56,7 @@ import type { Vcpu } from '../../kvm/vcpu.js';
 import { checkHypercallBuffer } from '../../kvm/hyperv/hc-buffers.js';
 import { parseHypercallControl } from '../../kvm/hyperv/hypercall-input.js';
 import {
-  HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
+  HV_ENABLE_PARTITION_VTL_MBEC, HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
   HV_REGISTER_VALUE_BYTES, HV_SET_VP_REGISTERS_ELEMENT_BYTES, HV_VP_INDEX_SELF, HvCall, HvEnablePartitionVtlInput as EP, HvEnableVpVtlInput as EV, HvMsr, HvRegisterName as N, HvStatus,
   HvModifyVtlProtectionMaskInput as MP, HvVpRegistersInput as VR, HvVtlEntryReason,
 } from '../../spec/tlfs.js';
@@ -141,16 +142,16 @@ function enablePartitionVtl(c: Call): number {
   const dv = view(input);
   if (dv.getBigUint64(EP.PartitionId, true) !== HV_PARTITION_ID_SELF) return HvStatus.INVALID_PARTITION_ID;
   const vtl = dv.getUint8(EP.TargetVtl), flags = dv.getUint8(EP.Flags);
-  // Bits 7:3 are reserved, and VsmCapabilities offers none of MBEC, shadow stacks and HVPT (DEFAULT_VSM_CAPABILITIES):
-  // every flag is refused until one of them is built (then: flags & ~OFFERED).
-  if (vtl > 15 || flags !== 0 || !allZero(input.subarray(EP.Reserved, EP.Bytes))) {
+  const p = c.p;
+  // Bits 7:3 are reserved, and VsmCapabilities offers no shadow stacks and no HVPT: only EnableMbec, for a VTL in MbecVtlMask.
+  const offered = vtl <= 15 && (p.capabilities.mbecVtlMask & (1 << vtl)) !== 0 ? HV_ENABLE_PARTITION_VTL_MBEC : 0;
+  if (vtl > 15 || (flags & ~offered) !== 0 || !allZero(input.subarray(EP.Reserved, EP.Bytes))) {
     return HvStatus.INVALID_PARAMETER;
   }
-  const p = c.p;
   if (vtl > p.maximumVtl) return HvStatus.ACCESS_DENIED;
   if (vtl > c.vtl && highestEnabledBelow(p.enabledVtlSet, vtl) !== c.vtl) return HvStatus.ACCESS_DENIED;
   if (p.isPartitionVtlEnabled(vtl)) return HvStatus.VTL_ALREADY_ENABLED;
-  p.enablePartitionVtl(vtl);
+  p.enablePartitionVtl(vtl, (flags & HV_ENABLE_PARTITION_VTL_MBEC) !== 0);
   return HvStatus.SUCCESS;
 }
 
@@ -371,7 +372,7 @@ function modifyVtlProtectionMask(c: Call): void {
   for (let i = start; i < n; i++) elements.push(dv.getBigUint64(MP.HeaderBytes + MP.ElementBytes * i, true));
   const plan = planProtection(input.subarray(0, MP.HeaderBytes), elements, start, {
     callerVtl: c.vtl, maximumVtl: p.maximumVtl, isVtlEnabled: (vtl) => p.isPartitionVtlEnabled(vtl),
-    isProtectionEnabled: (vtl) => p.isProtectionEnabled(vtl), isRam: (gpa) => mem.isRam(gpa),
+    isProtectionEnabled: (vtl) => p.isProtectionEnabled(vtl), isMbecEnabled: (vtl) => p.isMbecEnabled(vtl), isRam: (gpa) => mem.isRam(gpa),
   });
   const req = plan.request, pages = plan.pages;
   for (let k = 0; k < pages.length && req !== null;) {

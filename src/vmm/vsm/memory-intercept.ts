@@ -4,7 +4,9 @@
  * (tlfs-vsm-facts §3.8, §3.10, §4.4, §4.5; kvm-api-facts §2.5, §2.6).
  *
  * 1. The VTL to notify is the lowest one above the faulting VTL whose mask
- *    denies the access (protections.ts, interceptTargetVtl).
+ *    denies the access (protections.ts, interceptTargetVtl); a fetch the
+ *    exit flags XU (a user-mode fetch of a VTL running with MBEC) is
+ *    checked against UX, every other fetch against KX.
  * 2. The message (HvMessageTypeGpaIntercept, byte-exact, intercept-message.ts)
  *    is built from the faulting Vcpu: the instruction has not completed and
  *    RIP is still on it (kvm §2.5). The cache type comes from PAT and the
@@ -26,7 +28,7 @@
  * caller handles it. A protection whose VTL is not enabled on the faulting
  * VP cannot be reported on that VP: the VMM stops the machine with a report.
  */
-import { KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../kvm/exits.js';
+import { KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_XU } from '../../kvm/exits.js';
 import { AccessOrigin } from '../../x86/host.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
@@ -83,7 +85,8 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   const where = p.locate(vcpu);
   if (where === undefined || (exit.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0) return { kind: 'not-vsm' };
   const access = accessTypeOfFault(exit.flags);
-  const target = p.protections.interceptTarget(Math.floor(exit.exactGpa / PAGE_SIZE), where.vtl, access);
+  const userExecute = (exit.flags & KVM_MEMORY_EXIT_FLAG_XU) !== 0; // a user-mode fetch under MBEC: UX denied it
+  const target = p.protections.interceptTarget(Math.floor(exit.exactGpa / PAGE_SIZE), where.vtl, access, userExecute);
   if (target < 0) return { kind: 'not-vsm' };
   const vp = where.vp, higher = vp.vcpus[target];
   if (!vp.isEnabled(target) || higher === undefined) {

@@ -15,7 +15,7 @@
  * | target VTL 0 (VTL0 protects nothing) | INVALID_PARAMETER |
  * | target VTL not enabled in the partition | INVALID_VTL_STATE |
  * | target VTL's VsmPartitionConfig.EnableVtlProtection = 0 | ACCESS_DENIED |
- * | MapFlags not a protection we can apply | protection-mask.ts (INVALID_REGISTER_VALUE / INVALID_PARAMETER) |
+ * | MapFlags not a protection we can apply (for the target VTL's MBEC) | protection-mask.ts (INVALID_REGISTER_VALUE / INVALID_PARAMETER) |
  * | element i: GPA page not guest RAM | INVALID_PARAMETER, reps completed = i |
  */
 import { HV_PAGE_SHIFT, HV_PARTITION_ID_SELF, HvModifyVtlProtectionMaskInput, HvStatus } from '../../spec/tlfs.js';
@@ -34,13 +34,15 @@ export interface ProtectionCallerView {
   isVtlEnabled(vtl: number): boolean;
   /** VsmPartitionConfig.EnableVtlProtection of `vtl`. */
   isProtectionEnabled(vtl: number): boolean;
+  /** `vtl` was enabled with EnableMbec: its masks may give UX without KX. */
+  isMbecEnabled(vtl: number): boolean;
   isRam(gpa: number): boolean;
 }
 
 export interface ProtectionRequest {
   readonly targetVtl: number;
   readonly mask: number;
-  /** kvm attributes (NR/NW/NX) the mask stands for. */
+  /** kvm attributes (NR/NW/NX/XU) the mask stands for. */
   readonly attributes: number;
 }
 
@@ -59,7 +61,7 @@ export function checkProtectionHeader(header: Uint8Array, p: ProtectionCallerVie
   if (!p.isVtlEnabled(target.vtl)) return { ok: false, status: HvStatus.INVALID_VTL_STATE };
   if (!p.isProtectionEnabled(target.vtl)) return { ok: false, status: HvStatus.ACCESS_DENIED };
   const mask = dv.getUint32(I.MapFlags, true);
-  const status = validateProtectionMask(mask);
+  const status = validateProtectionMask(mask, p.isMbecEnabled(target.vtl));
   if (status !== HvStatus.SUCCESS) return { ok: false, status };
   return { ok: true, targetVtl: target.vtl, mask, attributes: maskToAttributes(mask) };
 }

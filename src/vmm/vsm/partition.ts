@@ -14,6 +14,7 @@
  * nothing of this: the hypercall handlers (hc-vsm.ts) and the switch
  * (vtl-switch.ts) are the only users of these objects besides the scheduler.
  */
+import { KVM_X86_MBEC_ENABLE, KVM_X86_MBEC_ONLY_WITH_SMEP } from '../../kvm/mbec.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { Vm } from '../../kvm/vm.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
@@ -22,7 +23,7 @@ import { VsmError, u64, uint } from './errors.js';
 import { VtlProtections } from './protections.js';
 import { applyRegisterAccessExits, readCrInterceptRegister, writeCrInterceptRegister, type CrInterceptRegisters } from './cr-intercept.js';
 import {
-  DEFAULT_VSM_CAPABILITIES, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, decodeVina, encodeVina, codePageOffsetsFor, decodePartitionConfig,
+  vsmCapabilities, checkPartitionConfigWrite, checkSecureConfigWrite, checkWaitForTlbLockWrite, decodeVina, encodeVina, codePageOffsetsFor, decodePartitionConfig,
   decodeSecureConfig, encodeCapabilities, encodePartitionStatus, encodeVpStatus, type VsmCapabilities,
 } from './vsm-registers.js';
 
@@ -75,8 +76,8 @@ export class VsmVp {
 
 export class VsmPartition {
   readonly maximumVtl: number;
-  /** What HvRegisterVsmCapabilities reports; nothing optional yet (vsm-registers.ts). */
-  readonly capabilities: VsmCapabilities = DEFAULT_VSM_CAPABILITIES;
+  /** What HvRegisterVsmCapabilities reports (vsm-registers.ts): MBEC for every VTL from 1 to the maximum. */
+  readonly capabilities: VsmCapabilities;
   /** Index = VTL: that VTL's Vm once the partition enabled it; [0] is the machine's Vm. */
   readonly vms: (Vm | undefined)[];
   /** Index = VP index (= the VTL0 Vcpu id). */
@@ -85,6 +86,8 @@ export class VsmPartition {
   enabledVtlSet = 1;
   /** Bit n: VTL n has been enabled on at least one VP (EnableVpVtl's privilege rule, §2.13). */
   enabledOnAnyVp = 1;
+  /** Bit n: VTL n was enabled with EnableMbec (HvRegisterVsmPartitionStatus.MbecEnabledVtlSet, §2.12). */
+  mbecEnabledVtlSet = 0;
   private readonly prepareVcpu: (vcpu: Vcpu, vtl: number) => void;
   /** HvRegisterVsmPartitionConfig of each VTL ≥ 1 (index = VTL). */
   private readonly partitionConfig: bigint[] = [];
@@ -98,6 +101,7 @@ export class VsmPartition {
     }
     this.maximumVtl = uint(opts.maximumVtl ?? 1, VSM_MAX_SUPPORTED_VTL, 'maximum VTL');
     if (this.maximumVtl < 1) throw new VsmError('the maximum VTL of a VSM partition must be at least 1');
+    this.capabilities = vsmCapabilities(this.maximumVtl);
     this.prepareVcpu = opts.prepareVcpu ?? (() => {});
     this.vms = [vtl0];
     this.protections = new VtlProtections(this.maximumVtl, (vtl) => this.vms[vtl], Math.floor(vtl0.mem.size / PAGE_SIZE));
@@ -123,10 +127,15 @@ export class VsmPartition {
 
   // ---------------------------------------------------------------- enabling (§2.12, §2.13)
 
-  /** EnablePartitionVtl's effect: VTL `vtl`'s Vm over VTL0's memory, with VTL0's memslots (the caller checked the rules). */
-  enablePartitionVtl(vtl: number): Vm {
+  /**
+   * EnablePartitionVtl's effect: VTL `vtl`'s Vm over VTL0's memory, with
+   * VTL0's memslots (the caller checked the rules); with `mbec` (EnableMbec,
+   * which MbecVtlMask must offer) the VTL may use MBEC (isMbecEnabled).
+   */
+  enablePartitionVtl(vtl: number, mbec = false): Vm {
     uint(vtl, this.maximumVtl, 'VTL');
     if (vtl === 0 || this.isPartitionVtlEnabled(vtl)) throw new VsmError(`VTL${vtl} is already enabled for the partition`);
+    if (mbec && (this.capabilities.mbecVtlMask & (1 << vtl)) === 0) throw new VsmError(`MBEC is not offered for VTL${vtl}`);
     const base = this.vtl0;
     const vm = new Vm({
       memorySize: base.mem.size, memory: base.mem, clock: base.clock, trace: base.trace !== null,
@@ -135,8 +144,16 @@ export class VsmPartition {
     for (const s of base.memslots.list()) vm.setUserMemoryRegion({ slot: s.id, flags: s.flags, guestPhysAddr: s.guestPhysAddr, memorySize: s.memorySize });
     this.vms[vtl] = vm;
     this.enabledVtlSet |= 1 << vtl;
+    if (mbec) this.mbecEnabledVtlSet |= 1 << vtl;
     return vm;
   }
+
+  /**
+   * Whether VTL `vtl` was enabled with MBEC: its protections may give user
+   * execute without kernel execute (protection-mask.ts) and it may turn MBEC
+   * on for the VTLs below it (VsmVpSecureConfigVtlN.MbecEnabled).
+   */
+  isMbecEnabled(vtl: number): boolean { return (this.mbecEnabledVtlSet & (1 << vtl)) !== 0; }
 
   /**
    * The Vcpu that will be VP `vp`'s VTL `vtl` (the partition VTL must be
@@ -169,6 +186,31 @@ export class VsmPartition {
     this.enabledOnAnyVp |= 1 << vtl;
     for (let lower = 0; lower < vtl; lower++) vp.vcpus[lower]?.setInitSipiBlocked(true);
     applyRegisterAccessExits(vp); // what the VTLs above it intercept now covers this VTL too
+    this.applyMbec(vp, vtl);
+  }
+
+  /**
+   * Whether VTL `vtl` runs with MBEC on `vp`: a VTL above it set MbecEnabled
+   * in its VsmVpSecureConfigVtl`vtl` there (HvRegisterVsmVpStatus.ActiveMbecEnabled
+   * while `vtl` is active). Then its fetches from user-mode addresses are
+   * checked against the protections' UX, every other fetch against KX.
+   */
+  mbecActive(vp: VsmVp, vtl: number): boolean {
+    for (let h = vtl + 1; h <= this.maximumVtl; h++) {
+      if (((vp.secureConfig.get(16 * h + vtl) ?? 0n) & HvVsmVpSecureConfig.MbecEnabled) !== 0n) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Gives VTL `vtl`'s Vcpu on `vp` kvm's MBEC while mbecActive: user-mode
+   * fetches need XU, which the UX-without-KX masks set. Only with CR4.SMEP
+   * (ONLY_WITH_SMEP), as SMEP is available to every VTL here (CPUID 7.0
+   * EBX[7], vmm/cpuid.ts): "if SMEP is available and disabled, all execute
+   * restrictions are governed by KX" (tlfs-vsm-facts §3.8).
+   */
+  private applyMbec(vp: VsmVp, vtl: number): void {
+    vp.vcpus[vtl]?.setMbecControl(this.mbecActive(vp, vtl) ? KVM_X86_MBEC_ENABLE | KVM_X86_MBEC_ONLY_WITH_SMEP : 0);
   }
 
   /** VsmPartitionConfig.InterceptPage of VTL `vtl`: its intercept messages go to its VP assist page, not SINT0. */
@@ -197,9 +239,10 @@ export class VsmPartition {
   readVsmRegister(name: number, vp: VsmVp, targetVtl: number, caller64: boolean): bigint | undefined {
     switch (name) {
       case N.VsmCodePageOffsets: return codePageOffsetsFor(caller64);
-      case N.VsmVpStatus: return encodeVpStatus({ activeVtl: vp.activeVtl, activeMbecEnabled: false, enabledVtlSet: vp.enabledVtlSet });
+      case N.VsmVpStatus:
+        return encodeVpStatus({ activeVtl: vp.activeVtl, activeMbecEnabled: this.mbecActive(vp, vp.activeVtl), enabledVtlSet: vp.enabledVtlSet });
       case N.VsmPartitionStatus:
-        return encodePartitionStatus({ enabledVtlSet: this.enabledVtlSet, maximumVtl: this.maximumVtl, mbecEnabledVtlSet: 0, sssEnabledVtlSet: 0 });
+        return encodePartitionStatus({ enabledVtlSet: this.enabledVtlSet, maximumVtl: this.maximumVtl, mbecEnabledVtlSet: this.mbecEnabledVtlSet, sssEnabledVtlSet: 0 });
       case N.VsmCapabilities: return encodeCapabilities(this.capabilities);
       case N.VsmPartitionConfig: return this.partitionConfig[targetVtl] ?? 0n;
       case N.VsmVpWaitForTlbLock: return 0n; // write-only (register-names.ts): reads as 0
@@ -218,7 +261,8 @@ export class VsmPartition {
    * register this step implements. Turning on EnableVtlProtection applies
    * the DefaultVtlProtectionMask to every page for the lower VTLs (§3.7,
    * §3.8); TlbLocked in VsmVpSecureConfigVtlN takes or releases the
-   * configuring VTL's lock on VTL N's TLB (§3.9); VsmVpWaitForTlbLock makes
+   * configuring VTL's lock on VTL N's TLB (§3.9) and MbecEnabled VTL N's
+   * MBEC on this VP (applyMbec); VsmVpWaitForTlbLock makes
    * the VP wait before it resumes the target VTL; CrInterceptControl and its
    * masks set what the lower VTLs' register-access exits watch (cr-intercept.ts).
    */
@@ -226,7 +270,7 @@ export class VsmPartition {
     u64(value, 'register value');
     if (name === N.VsmPartitionConfig) {
       const current = this.partitionConfig[targetVtl] ?? 0n;
-      const status = checkPartitionConfigWrite(current, value, this.capabilities);
+      const status = checkPartitionConfigWrite(current, value, this.capabilities, this.isMbecEnabled(targetVtl));
       if (status !== HvStatus.SUCCESS) return status;
       const next = decodePartitionConfig(value);
       this.partitionConfig[targetVtl] = value;
@@ -238,10 +282,11 @@ export class VsmPartition {
     }
     const n = name - N.VsmVpSecureConfigVtl0;
     if (n >= 0 && n < 15) {
-      const status = checkSecureConfigWrite(value);
+      const status = checkSecureConfigWrite(value, this.isMbecEnabled(targetVtl));
       if (status !== HvStatus.SUCCESS) return status;
       vp.secureConfig.set(16 * targetVtl + n, value);
       if (decodeSecureConfig(value).tlbLocked) this.lockTlb(vp, targetVtl, n); else this.unlockTlb(vp, targetVtl, n);
+      this.applyMbec(vp, n);
       return HvStatus.SUCCESS;
     }
     if (name === N.VsmVina) {

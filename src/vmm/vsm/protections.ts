@@ -9,8 +9,8 @@
  *
  * Where the masks live. The masks of the highest VTL, M, are not stored
  * here: only M protects VTL M-1, so VTL M-1's attributes are exactly M's
- * masks (protection-mask.ts maps the five masks to the five attribute
- * values one to one). The masks of a VTL n < M are kept in a range map of
+ * masks (protection-mask.ts maps the seven masks to seven attribute values
+ * one to one). The masks of a VTL n < M are kept in a range map of
  * their own, because VTL n-1's attributes also carry the masks above n.
  * With the default maximum VTL 1 the partition therefore stores VTL1's
  * protections once, in VTL0's attributes (issue 5's memory target counts
@@ -21,10 +21,7 @@ import { GfnRangeMap } from '../../kvm/gfn-range-map.js';
 import type { Vm } from '../../kvm/vm.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
 import { VsmError, uint } from './errors.js';
-import { attributesToMask, interceptTargetVtl, maskToAttributes, PROTECTION_ALL } from './protection-mask.js';
-
-/** The NR|NW|NX bits of kvm's attributes (a VSM partition has no PRIVATE pages: machine.ts refuses the combination). */
-const RWX_ATTRIBUTES = 0x7;
+import { attributesToMask, interceptTargetVtl, maskToAttributes, PROTECTION_ALL, PROTECTION_ATTRIBUTES } from './protection-mask.js';
 
 export class VtlProtections {
   /** Index = VTL n (1 ≤ n < maximumVtl): n's masks, stored as mask + 1 (0 = none). */
@@ -82,7 +79,7 @@ export class VtlProtections {
     if (vtl === this.maximumVtl) {
       const below = this.vms(vtl - 1);
       if (below === undefined || this.vms(vtl) === undefined) return undefined;
-      const a = below.memoryAttributes.get(gfn) & RWX_ATTRIBUTES;
+      const a = below.memoryAttributes.get(gfn) & PROTECTION_ATTRIBUTES;
       return a === 0 ? undefined : attributesToMask(a);
     }
     const m = this.explicit[vtl]?.get(gfn) ?? 0;
@@ -99,10 +96,11 @@ export class VtlProtections {
   /**
    * The VTL an access (HvInterceptAccessType) by VTL `lower` to frame `gfn`
    * is intercepted to, or -1 when no VTL's protection denies it (the fault
-   * was not a VTL protection's).
+   * was not a VTL protection's). `userExecute`: an execute checked against
+   * UX (protection-mask.ts maskAllows).
    */
-  interceptTarget(gfn: number, lower: number, accessType: number): number {
-    return interceptTargetVtl(this.masksAt(gfn), lower, accessType);
+  interceptTarget(gfn: number, lower: number, accessType: number, userExecute = false): number {
+    return interceptTargetVtl(this.masksAt(gfn), lower, accessType, userExecute);
   }
 }
 

@@ -34,7 +34,9 @@
  *    validated read / write the attributes deny ⇒ GpaNoReadAccess /
  *    GpaNoWriteAccess; validated execute they deny ⇒ Intercept (§5.2 has
  *    no no-execute code; Intercept is "access would be intercepted by a
- *    higher VTL (VTL protection)").
+ *    higher VTL (VTL protection)"). An execute at a user-mode address by a
+ *    VTL running with MBEC is checked against user execute, as its fetch
+ *    would be.
  *
  * The memory attributes are those of the Vcpu's own Vm: for a lower VTL,
  * the protections the higher VTLs put on it (README "A protection
@@ -55,10 +57,11 @@
  * ShadowStack is refused (VsmError): this CPU has no CET, and
  * VsmCapabilities offers no supervisor shadow stacks.
  */
+import { KVM_X86_MBEC_ENABLE, KVM_X86_MBEC_ONLY_WITH_SMEP } from '../../kvm/mbec.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from '../../kvm/memory-attributes.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { HV_PAGE_SIZE, HvCacheType, HvTranslateGvaFlags as F, HvTranslateGvaResult as R } from '../../spec/tlfs.js';
-import { ACCESS_EXEC, ACCESS_READ, ACCESS_WRITE } from '../../x86/host.js';
+import { ACCESS_EXEC, ACCESS_EXEC_USER, ACCESS_READ, ACCESS_WRITE } from '../../x86/host.js';
 import { MAX_PHYS_BITS } from '../../x86/mmu.js';
 import {
   CR0_PG, CR0_WP, CR4_PAE, CR4_PSE, CR4_SMAP, CR4_SMEP, EFER_LMA, EFER_NXE, AC, MSR_PAT, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_U, PTE_W,
@@ -161,7 +164,7 @@ export function translateGva(vcpu: Vcpu, gva: bigint, flags: number): GvaTransla
     const code = pageTableWriteCode(vcpu, u.entry.gpa);
     if (code !== R.Success) return fail(code);
   }
-  const g = finalGpaCheck(vcpu, gpa, validate);
+  const g = finalGpaCheck(vcpu, gpa, validate, executePermission(vcpu, pg, walk));
   if (g.code !== R.Success) return fail(g.code);
   // Success: now, and only now, the walk's A/D bits (a 64-bit entry's bits live in its low dword).
   for (const u of updates) vcpu.vm.mem.write32(u.entry.gpa, Number((u.entry.value | u.set) & 0xffffffffn));
@@ -310,8 +313,20 @@ function pageTableWriteCode(vcpu: Vcpu, gpa: number): number {
   return gpaAccessCode(vcpu, gpa, ACCESS_WRITE);
 }
 
-/** Step 4 of the file comment for the translated GPA. */
-function finalGpaCheck(vcpu: Vcpu, gpa: bigint, validate: number): { code: number; overlay: boolean } {
+/**
+ * What a fetch at the GVA needs from the memory attributes: user execute
+ * (XU) for a user-mode address (U/S = 1 at every level) when the Vcpu has
+ * kvm's MBEC in effect (on, and CR4.SMEP set if it asked for SMEP), as its
+ * own fetch would (src/kvm/mbec.ts); else execute.
+ */
+function executePermission(vcpu: Vcpu, pg: Paging, walk: Walk | null): number {
+  const mbec = vcpu.getMbecControl();
+  if (walk === null || !walk.user || (mbec & KVM_X86_MBEC_ENABLE) === 0) return ACCESS_EXEC;
+  return (mbec & KVM_X86_MBEC_ONLY_WITH_SMEP) !== 0 && (pg.cr4 & CR4_SMEP) === 0 ? ACCESS_EXEC : ACCESS_EXEC_USER;
+}
+
+/** Step 4 of the file comment for the translated GPA; `execute` is the permission a validated execute needs. */
+function finalGpaCheck(vcpu: Vcpu, gpa: bigint, validate: number, execute: number): { code: number; overlay: boolean } {
   const vm = vcpu.vm;
   const at = Number(gpa);
   if (gpa >= PHYS_LIMIT || !vm.mem.isRam(at)) return { code: R.GpaUnmapped, overlay: false };
@@ -322,7 +337,7 @@ function finalGpaCheck(vcpu: Vcpu, gpa: bigint, validate: number): { code: numbe
   const perms = vm.memoryAttributes.permissions(gfn);
   if ((validate & F.ValidateRead) && !(perms & ACCESS_READ)) return { code: R.GpaNoReadAccess, overlay };
   if ((validate & F.ValidateWrite) && !(perms & ACCESS_WRITE)) return { code: R.GpaNoWriteAccess, overlay };
-  if ((validate & F.ValidateExecute) && !(perms & ACCESS_EXEC)) return { code: R.Intercept, overlay };
+  if ((validate & F.ValidateExecute) && !(perms & execute)) return { code: R.Intercept, overlay };
   return { code: R.Success, overlay };
 }
 

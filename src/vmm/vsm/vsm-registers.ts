@@ -72,9 +72,9 @@ export interface VsmCapabilities {
 }
 
 /**
- * What this VMM offers: DenyLowerVtlStartup, the intercept page and return
- * actions. DR6 is private (Dr6Shared = 0); MBEC, shadow stacks and HVPT are
- * absent (§3.8).
+ * What this VMM offers besides MBEC (vsmCapabilities adds it): DenyLowerVtlStartup, the
+ * intercept page and return actions. DR6 is private (Dr6Shared = 0); shadow
+ * stacks and HVPT are absent (§3.8).
  */
 export const DEFAULT_VSM_CAPABILITIES: VsmCapabilities = {
   dr6Shared: false, mbecVtlMask: 0, denyLowerVtlStartup: true, supervisorShadowStack: false,
@@ -83,6 +83,12 @@ export const DEFAULT_VSM_CAPABILITIES: VsmCapabilities = {
   interceptNotPresentAvailable: false, installInterceptEx: false, interceptSystemResetAvailable: false,
   proxyInterruptRedirectAvailable: false,
 };
+
+/** The capabilities of a partition whose highest VTL is `maximumVtl`: MBEC for every VTL from 1 up to it (MbecVtlMask bit n = VTL n). */
+export function vsmCapabilities(maximumVtl: number): VsmCapabilities {
+  const vtls = uint(maximumVtl, 15, 'maximum VTL');
+  return Object.freeze({ ...DEFAULT_VSM_CAPABILITIES, mbecVtlMask: ((1 << (vtls + 1)) - 1) & ~1 });
+}
 
 export function encodeCapabilities(c: VsmCapabilities): bigint {
   requireObject(c, 'encodeCapabilities argument');
@@ -166,10 +172,11 @@ const TLFS_CONFIG_BITS = [
  *   default protection mask cannot change (write-once; only a partition
  *   reset clears them);
  * - the write that sets EnableVtlProtection must carry a valid mask
- *   (protection-mask.ts: 0x0, 0x1, 0x3, 0xD or 0xF). Before that the mask
- *   may be written freely; it takes effect with protection.
+ *   (protection-mask.ts: 0x0, 0x1, 0x3, 0xD or 0xF, and 0x9 or 0xB when the
+ *   configured VTL was enabled with MBEC, `mbec`). Before that the mask may
+ *   be written freely; it takes effect with protection.
  */
-export function checkPartitionConfigWrite(current: bigint, next: bigint, caps: Pick<VsmCapabilities, 'interceptPageAvailable'>): number {
+export function checkPartitionConfigWrite(current: bigint, next: bigint, caps: Pick<VsmCapabilities, 'interceptPageAvailable'>, mbec: boolean): number {
   u64(current, 'current VsmPartitionConfig');
   u64(next, 'new VsmPartitionConfig');
   const supported = TLFS_CONFIG_BITS | (caps.interceptPageAvailable ? 1n << BigInt(PB.InterceptPage) : 0n);
@@ -177,7 +184,7 @@ export function checkPartitionConfigWrite(current: bigint, next: bigint, caps: P
   const cur = decodePartitionConfig(current), nxt = decodePartitionConfig(next);
   if (cur.enableVtlProtection) {
     if (!nxt.enableVtlProtection || nxt.defaultVtlProtectionMask !== cur.defaultVtlProtectionMask) return HvStatus.INVALID_REGISTER_VALUE;
-  } else if (nxt.enableVtlProtection && validateProtectionMask(nxt.defaultVtlProtectionMask) !== HvStatus.SUCCESS) {
+  } else if (nxt.enableVtlProtection && validateProtectionMask(nxt.defaultVtlProtectionMask, mbec) !== HvStatus.SUCCESS) {
     return HvStatus.INVALID_REGISTER_VALUE;
   }
   return HvStatus.SUCCESS;
@@ -205,10 +212,16 @@ export function encodeSecureConfig(c: VpSecureConfig): bigint {
   return (c.mbecEnabled ? S.MbecEnabled : 0n) | (c.tlbLocked ? S.TlbLocked : 0n) | (c.sssEnabled ? S.SssEnabled : 0n) | (c.hwHvptEnabled ? S.HwHvptEnabled : 0n);
 }
 
-/** RsvdZ 63:4 and the features we lack (MBEC, shadow stacks, HVPT) must be 0; TlbLocked is the one bit we take (§3.9). */
-export function checkSecureConfigWrite(v: bigint): number {
+/**
+ * RsvdZ 63:4 and the features we lack (shadow stacks, HVPT) must be 0
+ * (INVALID_REGISTER_VALUE); TlbLocked (§3.9) is always taken, MbecEnabled
+ * only from a configuring VTL enabled with MBEC (`mbec`; openhcl refuses
+ * MbecEnabled that does not match the VTL's MBEC the same way).
+ */
+export function checkSecureConfigWrite(v: bigint, mbec: boolean): number {
   u64(v, 'VsmVpSecureConfig');
-  return (v & ~HvVsmVpSecureConfig.TlbLocked) === 0n ? HvStatus.SUCCESS : HvStatus.INVALID_REGISTER_VALUE;
+  const allowed = HvVsmVpSecureConfig.TlbLocked | (mbec ? HvVsmVpSecureConfig.MbecEnabled : 0n);
+  return (v & ~allowed) === 0n ? HvStatus.SUCCESS : HvStatus.INVALID_REGISTER_VALUE;
 }
 
 // ---------------------------------------------------------------- HvRegisterVsmVina, HvRegisterVsmVpWaitForTlbLock
