@@ -15,6 +15,7 @@ import { loadSystemSegment } from '../segments.js';
 import { deliverEvent, EventKind } from '../interrupts.js';
 import { WATCH_GDTR, WATCH_IDTR, WATCH_LDTR, WATCH_TR, WatchedRegister } from '../host.js';
 import { vpnKey } from '../tlb.js';
+import { XSAVE_SUPPORTED } from './fxsave.js';
 import {
   AC, CF, CR4_DE, CR0_CD, CR0_NW, CR0_PE, CR0_PG, CR0_TS, CR0_WP, CR4_OSXSAVE, CR4_PAE, CR4_PCIDE,
   CR4_PGE, CR4_PSE, CR4_SMAP, CR4_SMEP, CR4_SUPPORTED, CR4_TSD, CS, DF, EFER_LMA, EFER_LME, EFER_NXE,
@@ -426,8 +427,8 @@ def('NP 0F 01 D1', {
     requireCpl0(c);
     const v = c.rlo[RAX];
     if (c.xcr0WriteWatch && c.rlo[RCX] === 0) watched(c, i, WatchedRegister.Xcr0, 0, true, v, c.rlo[RDX]);
-    // Supported components: x87 (bit 0, must be set) and SSE (bit 1).
-    if (c.rlo[RCX] !== 0 || c.rlo[RDX] !== 0 || !(v & 1) || (v & ~3)) faultErr(GP, 0);
+    // Supported components (fxsave.ts): x87 (bit 0, must be set) and SSE (bit 1).
+    if (c.rlo[RCX] !== 0 || c.rlo[RDX] !== 0 || !(v & 1) || (v & ~XSAVE_SUPPORTED)) faultErr(GP, 0);
     c.xcr0 = v;
   },
 });
