@@ -117,11 +117,16 @@ unsigned vsm_set_reg128(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name,
 	return HV_RESULT_STATUS(vsm_hvc_call(h, HVCALL_SET_VP_REGISTERS | HV_HYPERCALL_REP_COUNT(1)));
 }
 
-unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl)
+unsigned vsm_enable_partition_vtl_flags(const struct vsm_hvc *h, u64 partition, u8 vtl, u8 flags)
 {
 	h->in[0] = partition;
-	h->in[1] = vtl;
+	h->in[1] = vtl | ((u64)flags << 8); /* TargetVtl at byte 8, Flags at byte 9 (§2.12) */
 	return HV_RESULT_STATUS(vsm_hvc_call(h, HVCALL_ENABLE_PARTITION_VTL));
+}
+
+unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl)
+{
+	return vsm_enable_partition_vtl_flags(h, partition, vtl, 0);
 }
 
 unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vtl, const struct hv_initial_vp_context *ctx)
@@ -482,13 +487,20 @@ bool vsm_setup_all(void)
 {
 	unsigned s;
 	u64 offsets;
-	bool ok = true;
 
 	vsm_init();
 	if ((s = vsm_read_code_page_offsets(&offsets)) != HV_STATUS_SUCCESS)
 		return report(false, "VSM setup: GetVpRegisters(VsmCodePageOffsets) => 0x%x", s);
 	if ((s = vsm_enable_partition()) != HV_STATUS_SUCCESS)
 		return report(false, "VSM setup: EnablePartitionVtl(self, VTL1) => 0x%x", s);
+	return vsm_setup_vps();
+}
+
+bool vsm_setup_vps(void)
+{
+	unsigned s;
+	bool ok = true;
+
 	if ((s = vsm_enable_vp_self()) != HV_STATUS_SUCCESS)
 		return report(false, "VSM setup: EnableVpVtl(self, VTL1) on CPU %u => 0x%x", smp_id(), s);
 	if (!vsm_vtl1_start())

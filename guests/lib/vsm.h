@@ -225,6 +225,8 @@ unsigned vsm_set_reg(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, u6
 /* SetVpRegisters of one register with a 16-byte value (a segment or table register, §2.13); returns the status. */
 unsigned vsm_set_reg128(const struct vsm_hvc *h, u32 vp, u8 input_vtl, u32 name, const void *value);
 unsigned vsm_enable_partition_vtl(const struct vsm_hvc *h, u64 partition, u8 vtl);
+/* EnablePartitionVtl with its Flags byte (§2.12: HV_ENABLE_PARTITION_VTL_*); returns the status. */
+unsigned vsm_enable_partition_vtl_flags(const struct vsm_hvc *h, u64 partition, u8 vtl, u8 flags);
 unsigned vsm_enable_vp_vtl(const struct vsm_hvc *h, u64 partition, u32 vp, u8 vtl, const struct hv_initial_vp_context *ctx);
 
 /*
@@ -256,6 +258,13 @@ unsigned vsm_enable_vp_from_vtl1(unsigned cpu);
  * (FAIL lines); returns whether everything worked.
  */
 bool vsm_setup_all(void);
+/*
+ * vsm_setup_all() after its EnablePartitionVtl, for a test that enables
+ * the partition's VTL1 itself (e.g. with flags): this VP, VTL1 here enables
+ * the other VPs, each VP's VTL1 sets itself up. Needs vsm_init() and
+ * vsm_read_code_page_offsets() first. Reports only failures.
+ */
+bool vsm_setup_vps(void);
 
 /* VTL0: VtlCall with the shared GPRs from *r (RCX = 0, the control input); stores what came back in *r. */
 void vsm_vtl_call_regs(struct vsm_regs *r);
@@ -403,6 +412,20 @@ extern char vsm_vtl1_isr_stubs[];
 /* HvRegisterVsmPartitionStatus (§3.7): 15:0 EnabledVtlSet, 19:16 MaximumVtl. */
 #define HV_PARTITION_STATUS(enabled_set, maximum_vtl) ((u64)(enabled_set) | ((u64)(maximum_vtl) << 16))
 #define HV_PARTITION_STATUS_MAXIMUM_VTL(status) ((unsigned)(((status) >> 16) & 0xf))
+
+// ---------------------------------------------------------------- mode-based execute control (MBEC)
+
+#define HV_REG_VSM_CAPABILITIES 0x000d0006
+/* HvCallEnablePartitionVtl Flags (§2.12): bit 0 EnableMbec, bit 1 EnableSupervisorShadowStack, bit 2 EnableHardwareHvpt. */
+#define HV_ENABLE_PARTITION_VTL_MBEC BIT(0)
+#define HV_ENABLE_PARTITION_VTL_SUPERVISOR_SHADOW_STACK BIT(1)
+#define HV_ENABLE_PARTITION_VTL_HARDWARE_HVPT BIT(2)
+/* HvRegisterVsmCapabilities bits 16:1 MbecVtlMask (§3.7, hvdef order): VTL k <-> bit k of the field. */
+#define HV_VSM_CAPABILITIES_MBEC_VTL_MASK(cap) ((unsigned)(((cap) >> 1) & 0xffff))
+/* HvRegisterVsmPartitionStatus bits 35:20 MbecEnabledVtlSet (§3.7). */
+#define HV_PARTITION_STATUS_MBEC_SET(set) ((u64)(set) << 20)
+/* HvRegisterVsmVpStatus bit 4 ActiveMbecEnabled (§3.7): MBEC is enabled for the VTL active when read. */
+#define HV_VP_STATUS_ACTIVE_MBEC_ENABLED BIT(4)
 
 // ---------------------------------------------------------------- CR and MSR intercepts (CrInterceptControl)
 
