@@ -12,8 +12,9 @@
  * | output into the hypercall page (read+execute only) | INVALID_HYPERCALL_INPUT |
  *
  * Only called for buffers of non-zero length: a call without input (or
- * output) ignores that GPA (§1.5). The VMM can use the same functions for
- * the calls it handles, so every path applies the same rules.
+ * output) ignores that GPA (§1.5). The VMM applies the same checks to the
+ * calls it handles (a VSM VMM turns the attribute denial into a secure
+ * intercept there, src/vmm/vsm/memory-intercept.ts).
  */
 import { ACCESS_READ, ACCESS_WRITE } from '../../x86/host.js';
 import { HV_GPA_BITS, HV_PAGE_SIZE, HvStatus } from '../../spec/tlfs.js';

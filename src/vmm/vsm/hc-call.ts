@@ -7,9 +7,10 @@
 import type { VcpuExit } from '../../kvm/exits.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { XmmRegister } from '../../kvm/vcpu-regs.js';
-import { readHypercallInput } from '../../kvm/hyperv/hc-buffers.js';
+import { ACCESS_READ } from '../../x86/host.js';
 import { hypercallResult, type HypercallControl } from '../../kvm/hyperv/hypercall-input.js';
 import { HV_FAST_GPR_BYTES, HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HvStatus } from '../../spec/tlfs.js';
+import { BUFFER_INTERCEPTED, checkVsmHypercallBuffer } from './memory-intercept.js';
 import type { VsmPartition, VsmVp } from './partition.js';
 
 export type HcallExit = Extract<VcpuExit, { reason: 'hyperv-hcall' }>;
@@ -27,8 +28,15 @@ export interface Call {
   readonly long: boolean;
 }
 
+/** Completes the call with `status`; BUFFER_INTERCEPTED leaves it unanswered (a buffer intercept took the VP to a higher VTL). */
 export function answer(c: Call, status: number, reps = 0, xmm?: readonly XmmRegister[]): void {
+  if (status === BUFFER_INTERCEPTED) return;
   c.vcpu.completeHypercall(hypercallResult(status, reps), xmm);
+}
+
+/** A slow call's buffer at hi:lo (memory-intercept.ts checkVsmHypercallBuffer): SUCCESS, a status, or BUFFER_INTERCEPTED. */
+export function checkBuffer(c: Call, lo: number, hi: number, len: number, access: number): number {
+  return checkVsmHypercallBuffer(c.p, c.vcpu, lo, hi, len, access);
 }
 
 /** The low and high 32 bits of a u64 register value (a GPA in RDX or R8, as the buffer checks take it). */
@@ -40,13 +48,18 @@ export const allZero = (b: Uint8Array) => b.every((x) => x === 0);
 
 /**
  * The first `size` input bytes: from guest memory (slow call, with the
- * §1.1/§1.5 buffer checks), or from RDX, R8 and XMM0-5 (fast call; more
- * than 112 bytes, or more than 16 from a 32-bit caller, does not fit:
- * INVALID_HYPERCALL_INPUT). kvm has already #UD'd XMM input it does not offer.
+ * §1.1/§1.5 buffer checks, or BUFFER_INTERCEPTED: checkBuffer), or from
+ * RDX, R8 and XMM0-5 (fast call; more than 112 bytes, or more than 16 from
+ * a 32-bit caller, does not fit: INVALID_HYPERCALL_INPUT). kvm has already
+ * #UD'd XMM input it does not offer.
  */
 export function readInput(c: Call, size: number): Uint8Array | number {
   const [rdx] = c.exit.params;
-  if (!c.control.fast) return readHypercallInput(c.vcpu.vm, lo32(rdx), hi32(rdx), size);
+  if (!c.control.fast) {
+    const lo = lo32(rdx), hi = hi32(rdx);
+    const s = checkBuffer(c, lo, hi, size, ACCESS_READ);
+    return s !== HvStatus.SUCCESS ? s : c.vcpu.vm.mem.read(Number(rdx), size);
+  }
   if (size > HV_FAST_XMM_BYTES || (size > HV_FAST_GPR_BYTES && !c.long)) return HvStatus.INVALID_HYPERCALL_INPUT;
   return fastBlock(c.exit).subarray(0, size);
 }

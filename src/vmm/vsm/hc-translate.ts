@@ -41,16 +41,16 @@
  */
 import type { Vcpu } from '../../kvm/vcpu.js';
 import type { XmmRegister } from '../../kvm/vcpu-regs.js';
-import { checkHypercallBuffer, readHypercallInput } from '../../kvm/hyperv/hc-buffers.js';
 import { hypercallResult, parseHypercallControl } from '../../kvm/hyperv/hypercall-input.js';
 import {
   HV_FAST_PAIR_BYTES, HV_PAGE_SHIFT, HV_PARTITION_ID_SELF, HV_TRANSLATE_GVA_FLAGS_RESERVED, HV_TRANSLATE_GVA_RESULT_CACHE_SHIFT,
   HV_TRANSLATE_GVA_RESULT_OVERLAY, HV_VP_INDEX_SELF, HvCall, HvStatus, HvTranslateGvaFlags as F,
   HvTranslateVirtualAddressExOutput as EXO, HvTranslateVirtualAddressInput as I, HvTranslateVirtualAddressOutput as O,
 } from '../../spec/tlfs.js';
-import { ACCESS_WRITE } from '../../x86/host.js';
+import { ACCESS_READ, ACCESS_WRITE } from '../../x86/host.js';
 import { VsmError } from './errors.js';
 import { decodeInputVtl } from './input-vtl.js';
+import { BUFFER_INTERCEPTED, checkVsmHypercallBuffer } from './memory-intercept.js';
 import type { VsmPartition, VsmVp } from './partition.js';
 import { translateGva, type GvaTranslation } from './translate-va.js';
 import { fastBlock, hi32, lo32, type HcallExit } from './hc-call.js';
@@ -82,11 +82,14 @@ export function handleTranslateVirtualAddress(
     if (ex || !exit.longMode) { answer(HvStatus.INVALID_HYPERCALL_INPUT); return; }
     input = fastBlock(exit).subarray(0, I.Bytes);
   } else {
-    const read = readHypercallInput(vcpu.vm, lo32(rdx), hi32(rdx), I.Bytes);
-    if (typeof read === 'number') { answer(read); return; }
-    const out = checkHypercallBuffer(vcpu.vm, lo32(r8), hi32(r8), ex ? EXO.Bytes : O.Bytes, ACCESS_WRITE);
+    // A buffer a VTL protection denies raises an intercept and leaves the call unanswered (memory-intercept.ts).
+    const inStatus = checkVsmHypercallBuffer(p, vcpu, lo32(rdx), hi32(rdx), I.Bytes, ACCESS_READ);
+    if (inStatus === BUFFER_INTERCEPTED) return;
+    if (inStatus !== HvStatus.SUCCESS) { answer(inStatus); return; }
+    const out = checkVsmHypercallBuffer(p, vcpu, lo32(r8), hi32(r8), ex ? EXO.Bytes : O.Bytes, ACCESS_WRITE);
+    if (out === BUFFER_INTERCEPTED) return;
     if (out !== HvStatus.SUCCESS) { answer(out); return; }
-    input = read;
+    input = vcpu.vm.mem.read(Number(rdx), I.Bytes);
   }
   const target = translateTarget(p, vp, vtl, input);
   if (typeof target === 'number') { answer(target); return; }

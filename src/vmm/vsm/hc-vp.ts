@@ -71,7 +71,6 @@
  */
 import { KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE } from '../../kvm/mp-state.js';
 import type { XmmRegister } from '../../kvm/vcpu-regs.js';
-import { checkHypercallBuffer } from '../../kvm/hyperv/hc-buffers.js';
 import { HcInput } from '../../kvm/hyperv/hc-input.js';
 import { VpSet } from '../../kvm/hyperv/vp-set.js';
 import {
@@ -81,7 +80,7 @@ import {
 } from '../../spec/tlfs.js';
 import { ACCESS_WRITE } from '../../x86/host.js';
 import { VsmError } from './errors.js';
-import { allZero, answer, fastBlock, hi32, lo32, readInput, view, type Call } from './hc-call.js';
+import { allZero, answer, checkBuffer, fastBlock, hi32, lo32, readInput, view, type Call } from './hc-call.js';
 import { loadInitialVpContext } from './initial-vp-context.js';
 import { decodeInputVtl } from './input-vtl.js';
 import type { VsmPartition, VsmVp } from './partition.js';
@@ -235,7 +234,7 @@ export function getVpIndexFromApicId(c: Call): void {
     if (outAt + outLen > HV_FAST_XMM_BYTES) { answer(c, HvStatus.INVALID_HYPERCALL_INPUT, start); return; }
     block = fastBlock(c.exit);
   } else {
-    const s = checkHypercallBuffer(c.vcpu.vm, lo32(r8), hi32(r8), outLen, ACCESS_WRITE);
+    const s = checkBuffer(c, lo32(r8), hi32(r8), outLen, ACCESS_WRITE);
     if (s !== HvStatus.SUCCESS) { answer(c, s, start); return; }
   }
   const target = apicLookupVtl(c, input);

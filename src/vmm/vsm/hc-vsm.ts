@@ -53,7 +53,6 @@
  */
 import { KVM_MP_STATE_HV_INACTIVE_VTL } from '../../kvm/mp-state.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
-import { checkHypercallBuffer } from '../../kvm/hyperv/hc-buffers.js';
 import { parseHypercallControl } from '../../kvm/hyperv/hypercall-input.js';
 import {
   HV_ENABLE_PARTITION_VTL_MBEC, HV_FAST_PAIR_BYTES, HV_FAST_XMM_BYTES, HV_GET_VP_REGISTERS_ELEMENT_BYTES, HV_PARTITION_ID_SELF,
@@ -63,7 +62,7 @@ import {
 import { ACCESS_WRITE } from '../../x86/host.js';
 import { UD } from '../../x86/regs.js';
 import { VsmError } from './errors.js';
-import { allZero, answer, readInput, view, type Call, type HcallExit } from './hc-call.js';
+import { allZero, answer, checkBuffer, hi32, lo32, readInput, view, type Call, type HcallExit } from './hc-call.js';
 import { VP_HYPERCALLS, getVpIndexFromApicId, sendSyntheticClusterIpi, startVirtualProcessor } from './hc-vp.js';
 import { planProtection } from './modify-vtl-protection-mask.js';
 import { handleTranslateVirtualAddress } from './hc-translate.js';
@@ -315,7 +314,7 @@ function getVpRegisters(c: Call): void {
   if (fast) {
     if ((outPair + n) * HV_FAST_PAIR_BYTES > HV_FAST_XMM_BYTES || !c.long) { answer(c, HvStatus.INVALID_HYPERCALL_INPUT, start); return; }
   } else {
-    const s = checkHypercallBuffer(c.vcpu.vm, Number(r8 & 0xffffffffn), Number(r8 >> 32n), HV_REGISTER_VALUE_BYTES * n, ACCESS_WRITE);
+    const s = checkBuffer(c, lo32(r8), hi32(r8), HV_REGISTER_VALUE_BYTES * n, ACCESS_WRITE);
     if (s !== HvStatus.SUCCESS) { answer(c, s, start); return; }
   }
   const target = vpRegistersTarget(c, input);

@@ -28,14 +28,15 @@
  * caller handles it. A protection whose VTL is not enabled on the faulting
  * VP cannot be reported on that VP: the VMM stops the machine with a report.
  */
-import { KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_XU } from '../../kvm/exits.js';
-import { AccessOrigin } from '../../x86/host.js';
+import { KVM_MEMORY_EXIT_FLAG_PRIVATE, KVM_MEMORY_EXIT_FLAG_READ, KVM_MEMORY_EXIT_FLAG_WRITE, KVM_MEMORY_EXIT_FLAG_XU } from '../../kvm/exits.js';
+import { checkHypercallBuffer } from '../../kvm/hyperv/hc-buffers.js';
+import { ACCESS_WRITE, AccessOrigin } from '../../x86/host.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { PAGE_SIZE } from '../../memory/phys-memory.js';
-import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvCacheType, HvTranslateGvaResult, HvVtlEntryReason } from '../../spec/tlfs.js';
+import { HV_SYNIC_INTERCEPTION_SINT_INDEX, HvCacheType, HvInterceptAccessType, HvStatus, HvTranslateGvaResult, HvVtlEntryReason } from '../../spec/tlfs.js';
 import { accessTypeOfFault, memoryInterceptContext, type MemoryFaultExit } from './intercept-context.js';
 import { memoryInterceptMessage } from './intercept-message.js';
-import type { VsmPartition } from './partition.js';
+import type { VsmPartition, VsmVp } from './partition.js';
 import { translateGva } from './translate-va.js';
 import { assistPageOf, enterHigherVtl } from './vtl-switch.js';
 import { encodeMessage, type HvMessage } from '../../kvm/hyperv/message.js';
@@ -88,20 +89,77 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   const userExecute = (exit.flags & KVM_MEMORY_EXIT_FLAG_XU) !== 0; // a user-mode fetch under MBEC: UX denied it
   const target = p.protections.interceptTarget(Math.floor(exit.exactGpa / PAGE_SIZE), where.vtl, access, userExecute);
   if (target < 0) return { kind: 'not-vsm' };
-  const vp = where.vp, higher = vp.vcpus[target];
+  return intercept(p, vcpu, where.vp, where.vtl, exit, target);
+}
+
+/** Steps 2-4 for an access of VTL `vtl` on `vp` that VTL `target`'s protection denies. */
+function intercept(p: VsmPartition, vcpu: Vcpu, vp: VsmVp, vtl: number, exit: MemoryFaultExit, target: number): ProtectionFaultOutcome {
+  const access = accessTypeOfFault(exit.flags);
+  const higher = vp.vcpus[target];
   if (!vp.isEnabled(target) || higher === undefined) {
-    return { kind: 'unreportable', why: `VTL${where.vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
+    return { kind: 'unreportable', why: `VTL${vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
   }
   // A data access or fetch with a valid GVA is reported with GvaGpaValid: the GPA is that GVA's translation, and the
   // notified VTL holds the faulting VTL's TLB lock until it returns (§3.9, §4.5), so the translation stays what the
   // faulting VTL used. A page-walk fault's GPA is a paging entry's, not the GVA's translation: GvaValid only.
   const lockTlb = exit.gvaValid && exit.origin === AccessOrigin.Guest;
-  const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: where.vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
-  if (lockTlb) p.lockTlb(vp, target, where.vtl);
+  const ctx = memoryInterceptContext(vcpu, exit, { vpIndex: vp.index, vtl: vtl, lockTlb, cacheType: cacheTypeOf(vcpu, exit) });
+  if (lockTlb) p.lockTlb(vp, target, vtl);
   const offer = deliverIntercept(p, higher, target, memoryInterceptMessage(ctx, VSM_PARTITION_ID));
   vcpu.vm.trace?.emit('vsm_gpa_intercept', vcpu.id, vcpu.nowNs(), {
-    vp: vp.index, from: where.vtl, to: target, access, gpa: exit.exactGpa.toString(16), rip: ctx.rip.toString(16), offer,
+    vp: vp.index, from: vtl, to: target, access, gpa: exit.exactGpa.toString(16), rip: ctx.rip.toString(16), offer,
   });
   enterHigherVtl(p, vp, target, HvVtlEntryReason.Intercept);
   return { kind: 'intercepted', vtl: target, offer };
+}
+
+/** checkVsmHypercallBuffer's answer when it raised an intercept instead of returning a status: the call stays unanswered. */
+export const BUFFER_INTERCEPTED = -1;
+
+/**
+ * The buffer of a slow hypercall the VMM answers (input: ACCESS_READ,
+ * output: ACCESS_WRITE), checked as kvm checks its own (hc-buffers.ts:
+ * SUCCESS or the status), except that a buffer a VTL protection denies
+ * raises a GPA intercept, as the TLFS has the hypervisor do for an input
+ * page that is not readable or an output page that is not writable
+ * (tlfs-vsm-facts §1.1): to the lowest VTL whose mask denies it, Read or
+ * Write, GPA = the buffer's first byte, no GVA, the VMCALL's RIP and bytes
+ * (read at RIP; 3), then the entry with reason 3, and BUFFER_INTERCEPTED:
+ * the caller leaves the exit unanswered, so after VtlReturn the VMCALL runs
+ * again and the whole call is checked again. Every handler checks its
+ * buffers before it changes anything, so nothing is left half done and
+ * HypercallOutputPending stays 0 (an output the hypervisor holds back
+ * cannot happen here). The calls kvm answers itself keep kvm's rule
+ * (INVALID_HYPERCALL_INPUT, kvm-api-facts §2.7); a write to the hypercall
+ * page stays INVALID_HYPERCALL_INPUT, and so does a denial this VP cannot
+ * report (the protecting VTL is not enabled on it).
+ */
+export function checkVsmHypercallBuffer(p: VsmPartition, vcpu: Vcpu, lo: number, hi: number, len: number, access: number): number {
+  const status = checkHypercallBuffer(vcpu.vm, lo, hi, len, access);
+  if (status !== HvStatus.INVALID_HYPERCALL_INPUT) return status;
+  const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0), gfn = Math.floor(gpa / PAGE_SIZE), vm = vcpu.vm;
+  const where = p.locate(vcpu);
+  if (where === undefined || !vm.mem.isRam(gpa) || vm.guestAccessAllowed(gpa, access)) return status;
+  if ((access & ACCESS_WRITE) !== 0 && vm.hyperv !== null && (vm.hyperv.pagePermissions(gfn) & ACCESS_WRITE) === 0) return status;
+  const accessType = (access & ACCESS_WRITE) !== 0 ? HvInterceptAccessType.Write : HvInterceptAccessType.Read;
+  const target = p.protections.interceptTarget(gfn, where.vtl, accessType);
+  if (target < 0 || !where.vp.isEnabled(target) || where.vp.vcpus[target] === undefined) return status;
+  const insnBytes = bytesAtRip(vcpu, VMCALL_LENGTH);
+  const exit: MemoryFaultExit = {
+    reason: 'memory-fault', flags: accessType === HvInterceptAccessType.Write ? KVM_MEMORY_EXIT_FLAG_WRITE : KVM_MEMORY_EXIT_FLAG_READ,
+    gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, insnLen: insnBytes.length, gva: 0n, gvaValid: false, origin: AccessOrigin.Guest,
+    insnBytes, exactGpa: gpa,
+  };
+  intercept(p, vcpu, where.vp, where.vtl, exit, target);
+  return BUFFER_INTERCEPTED;
+}
+
+/** VMCALL (0F 01 C1) and VMMCALL (0F 01 D9) are 3 bytes. */
+const VMCALL_LENGTH = 3;
+
+/** `n` instruction bytes at the Vcpu's RIP (its translation, as its fetch made it), or none if RIP no longer translates. */
+function bytesAtRip(vcpu: Vcpu, n: number): Uint8Array {
+  const t = translateGva(vcpu, vcpu.getRegs().rip, 0);
+  const at = Number(t.gpa);
+  return t.code === HvTranslateGvaResult.Success && vcpu.vm.mem.isRam(at) && vcpu.vm.mem.isRam(at + n - 1) ? vcpu.vm.mem.read(at, n) : new Uint8Array(0);
 }
