@@ -11,7 +11,8 @@
  *
  * MSRs: those the CPU owns (EFER, STAR, LSTAR, CSTAR, SFMASK, FS/GS base,
  * KERNEL_GS_BASE, SYSENTER_CS/ESP/EIP, PAT, TSC_AUX), and through the paths
- * RDMSR/WRMSR already use: TSC, IA32_APIC_BASE, TSC_DEADLINE, the x2APIC
+ * RDMSR/WRMSR already use: TSC, IA32_APIC_BASE, TSC_DEADLINE, IA32_MISC_ENABLE
+ * (misc-enable.ts; the host may write any value, as KVM lets it), the x2APIC
  * registers (0x800-0x8FF, in x2APIC mode) and the Hyper-V synthetic MSRs
  * (0x40000000-0x400001FF, with Hyper-V). Anything else stops the list.
  *
@@ -41,6 +42,7 @@ import {
 import type { Cpu } from '../x86/cpu.js';
 import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
 import { KvmError } from './errors.js';
+import { MSR_IA32_MISC_ENABLE } from './misc-enable.js';
 import type { Vcpu } from './vcpu.js';
 import { u64FromHalves as big } from '../x86/u64.js';
 
@@ -84,7 +86,7 @@ function validPat(v: bigint): boolean {
 }
 
 /** Reads one MSR for the host; undefined when the vCPU has no such MSR (or cannot read it now). */
-function readMsr(vcpu: Vcpu, index: number): bigint | undefined {
+export function readMsr(vcpu: Vcpu, index: number): bigint | undefined {
   const c = vcpu.cpu;
   const pair = PAIRS.get(index);
   if (pair !== undefined) return big(c[pair.lo], c[pair.hi]);
@@ -98,6 +100,7 @@ function readMsr(vcpu: Vcpu, index: number): bigint | undefined {
     case MSR_TSC: { const out = new Int32Array(2); vcpu.readTsc(out); return big(out[0], out[1]); }
     case MSR_APIC_BASE: return vcpu.apic.readApicBase();
     case MSR_TSC_DEADLINE: return vcpu.apic.readTscDeadline();
+    case MSR_IA32_MISC_ENABLE: return vcpu.miscEnable;
     default: break;
   }
   if (index >= X2APIC_FIRST && index <= X2APIC_LAST) return vcpu.apic.rdmsr(index);
@@ -130,6 +133,7 @@ function writeMsr(vcpu: Vcpu, index: number, v: bigint): boolean {
     case MSR_TSC: return vcpu.wrmsr(MSR_TSC, lo32(v), hi32(v));
     case MSR_APIC_BASE: return v === vcpu.apic.readApicBase() || vcpu.apic.writeApicBase(v);
     case MSR_TSC_DEADLINE: vcpu.apic.writeTscDeadline(v); return true;
+    case MSR_IA32_MISC_ENABLE: vcpu.miscEnable = v; return true; // the host may set any bit (KVM's host_initiated)
     default: break;
   }
   if (index >= X2APIC_FIRST && index <= X2APIC_LAST) return vcpu.apic.wrmsr(index, v);

@@ -25,11 +25,12 @@ import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from './memory-attributes.js';
 import { checkMpState, KVM_MP_STATE_HV_INACTIVE_VTL, KVM_MP_STATE_SIPI_RECEIVED, mpStateOf, runStateFor } from './mp-state.js';
 import * as regs from './vcpu-regs.js';
 import { getVcpuEvents, setVcpuEvents, type KvmVcpuEvents, type KvmVcpuEventsReport } from './vcpu-events.js';
-import { getMsrs, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
+import { getMsrs, readMsr, setMsrs, type KvmMsrEntry } from './vcpu-msrs.js';
 import { getDebugRegs, setDebugRegs, type KvmDebugRegs } from './vcpu-debugregs.js';
 import { checkCopyState, copyState, type KvmCopyState } from './vcpu-copy.js';
 import { getRegisterAccessExits, setRegisterAccessExits, type KvmRegisterAccessExits } from './register-access-exits.js';
 import { getMbecControl, setMbecControl } from './mbec.js';
+import { guestMiscEnableWrite, MISC_ENABLE_INITIAL, MSR_IA32_MISC_ENABLE } from './misc-enable.js';
 import { KvmSyncRegs } from './vcpu-sync-regs.js';
 import { getFpu, getXcrs, setFpu, setXcrs, type KvmFpu, type KvmXcrs } from './vcpu-fpu.js';
 import type { Vm } from './vm.js';
@@ -71,6 +72,10 @@ export class Vcpu implements CpuHost {
   /** icount at the start of the current scheduling round (for guest time). */
   private roundIcount = 0;
   private tscOffset = 0;
+  /** IA32_MISC_ENABLE (misc-enable.ts); KVM_GET/SET_MSRS reach it too. */
+  miscEnable = MISC_ENABLE_INITIAL;
+  /** Register-access exits' WRMSR masks (setRegisterAccessExits), or null. */
+  private msrWriteMasks: ReadonlyMap<number, bigint> | null = null;
   /** In-kernel Hyper-V state of this vCPU; null when the VM has no Hyper-V interface. */
   hv: HvVp | null = null;
   /**
@@ -364,8 +369,16 @@ export class Vcpu implements CpuHost {
     this.cpu.abortInstruction();
   }
 
-  /** A watched register access (register-access-exits.ts): the exit, with the instruction left undone. */
+  /**
+   * A watched register access (register-access-exits.ts): the exit, with the
+   * instruction left undone; a WRMSR watched through a write mask that
+   * changes none of its bits goes on instead.
+   */
   registerAccess(info: RegisterAccessInfo): void {
+    if (this.msrWriteMasks !== null && info.register === WatchedRegister.Msr && info.write) {
+      const mask = this.msrWriteMasks.get(info.msr);
+      if (mask !== undefined && (((readMsr(this, info.msr) ?? 0n) ^ u64FromHalves(info.lo, info.hi)) & mask) === 0n) return;
+    }
     const register = WATCHED_NAMES[info.register]!;
     this.exit = {
       reason: 'register-access', register, msr: info.msr, write: info.write,
@@ -400,6 +413,7 @@ export class Vcpu implements CpuHost {
     else if (this.hv !== null && index >= HV_MSR_RANGE_FIRST && index <= HV_MSR_RANGE_LAST) v = this.hv.rdmsr(index);
     else if (index === MSR_TSC_DEADLINE) v = this.apic.readTscDeadline();
     else if (index === MSR_TSC) v = BigInt(this.tsc());
+    else if (index === MSR_IA32_MISC_ENABLE) v = this.miscEnable;
     if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'read', msr: index.toString(16), data: v === undefined ? 'gp' : v.toString(16) });
     if (v === undefined) return false;
     out[0] = Number(v & 0xffffffffn) | 0; out[1] = Number((v >> 32n) & 0xffffffffn) | 0;
@@ -416,6 +430,9 @@ export class Vcpu implements CpuHost {
       this.tscOffset = Number(v) - this.vm.clock.tscAt(this.observedNowNs());
       this.hv?.partition.tscWritten(); // the reference TSC page no longer matches this TSC
       ok = true;
+    } else if (index === MSR_IA32_MISC_ENABLE) {
+      const next = guestMiscEnableWrite(this.miscEnable, v);
+      if (next !== null) { this.miscEnable = next; ok = true; }
     }
     this.cpu.intrCheck = true;
     if (this.vm.trace !== null) this.trace('kvm_msr', { rw: 'write', msr: index.toString(16), data: ok ? v.toString(16) : 'gp' });
@@ -564,8 +581,8 @@ export class Vcpu implements CpuHost {
     copyState(this.cpu, dst.cpu, req);
   }
   /** Our register-access exits (register-access-exits.ts): EINVAL / E2BIG / EFAULT and no change for a bad configuration. */
-  setRegisterAccessExits(cfg: KvmRegisterAccessExits): void { setRegisterAccessExits(this.cpu, cfg); }
-  getRegisterAccessExits(): KvmRegisterAccessExits { return getRegisterAccessExits(this.cpu); }
+  setRegisterAccessExits(cfg: KvmRegisterAccessExits): void { this.msrWriteMasks = setRegisterAccessExits(this.cpu, cfg); }
+  getRegisterAccessExits(): KvmRegisterAccessExits { return getRegisterAccessExits(this.cpu, this.msrWriteMasks); }
   /** Mode-based execute control (our extension, mbec.ts): KVM_X86_MBEC_* flags, 0 for off; from the next run(). */
   setMbecControl(flags: number): void { setMbecControl(this.cpu, flags); }
   getMbecControl(): number { return getMbecControl(this.cpu); }

@@ -163,7 +163,34 @@ test('bad configurations: EINVAL / E2BIG / EFAULT and nothing changes', () => {
     [{ ...good, msrRead: [1.5] }, 'EINVAL'],
     [{ ...good, msrRead: 'x' as unknown as number[] }, 'EINVAL'],
     [{ ...good, msrWrite: Array.from({ length: 257 }, (_, k) => k) }, 'E2BIG'],
+    [{ ...good, msrWriteMasks: [{ msr: LSTAR, mask: 1n << 64n }] }, 'EINVAL'],
+    [{ ...good, msrWriteMasks: [{ msr: -1, mask: 1n }] }, 'EINVAL'],
+    [{ ...good, msrWriteMasks: [{ msr: LSTAR, mask: 1n }, { msr: LSTAR, mask: 2n }] }, 'EINVAL'],
+    [{ ...good, msrWriteMasks: [null] as never }, 'EINVAL'],
+    [{ ...good, msrWriteMasks: Array.from({ length: 257 }, (_, k) => ({ msr: k, mask: 1n })) }, 'E2BIG'],
     [null, 'EFAULT'],
   ] as const) assert.equal(errno(() => v.setRegisterAccessExits(bad as never)), code);
   assert.deepEqual(v.getRegisterAccessExits(), { ...good, msrWrite: [] });
+});
+
+test('a WRMSR of an MSR in msrWriteMasks exits only when it changes a bit of the mask; in msrWrite too, every write exits', () => {
+  const { m, v, at } = machine(`
+      mov ecx, ${STAR}
+      xor eax, eax
+      mov edx, 0x00100008
+    same: wrmsr          # changes STAR[47:32] from 0 but not the masked bit 63
+      mov edx, 0x80100008
+    masked: wrmsr        # sets bit 63
+      hlt`);
+  v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, msrWriteMasks: [{ msr: STAR, mask: 1n << 63n }] });
+  assert.deepEqual(v.getRegisterAccessExits(), { ...NO_REGISTER_ACCESS_EXITS, msrWriteMasks: [{ msr: STAR, mask: 1n << 63n }] });
+  const e = m.runToExit(v) as AccessExit;
+  assert.deepEqual([e.reason, e.msr, e.write, e.value], ['register-access', STAR, true, 0x80100008_00000000n]);
+  assert.equal(rip(v), BigInt(at.masked));
+  assert.equal(v.getMsrs([STAR])[0]!.data, 0x00100008_00000000n, 'the first write ran');
+  v.setRegs({ ...v.getRegs(), rip: BigInt(at.same), rdx: 0x00100008n });
+  v.setRegisterAccessExits({ ...NO_REGISTER_ACCESS_EXITS, msrWrite: [STAR], msrWriteMasks: [{ msr: STAR, mask: 1n << 63n }] });
+  assert.deepEqual(v.getRegisterAccessExits().msrWriteMasks, [], 'listed in both: an unconditional watch');
+  assert.equal((m.runToExit(v) as AccessExit).value, 0x00100008_00000000n, 'now the unchanged write exits too');
+  assert.equal(rip(v), BigInt(at.same));
 });

@@ -144,3 +144,28 @@ test('argument checks come first and change nothing: EFAULT, EINVAL, E2BIG (nmsr
   assert.equal(errno(() => v.setMsrs([{ index: MSR_STAR, data: 9n }, null as never])), 'EINVAL');
   assert.deepEqual(v.getMsrs([MSR_STAR]), star, 'the valid first entry was not written');
 });
+
+test('IA32_MISC_ENABLE (misc-enable.ts): BTS and PEBS unavailable as created; a guest WRMSR may not change them (#GP), writes to bit 7 are ignored, other bits are kept; the host may write anything', () => {
+  const m = new HvMachine({ flags: [] });
+  const v = m.vcpu(0);
+  assert.deepEqual(v.getMsrs([0x1a0]), [{ index: 0x1a0, data: 0x1800n }]);
+  const at = m.asm(`.code64
+      mov ecx, 0x1a0
+      mov eax, 0x00401881  # bit 0, bit 7 (ignored), bit 22; BTS/PEBS unchanged
+      xor edx, edx
+      wrmsr
+      rdmsr
+      mov ebx, eax
+      and eax, 0xffffefff  # clear PEBS unavailable: #GP
+    gp: wrmsr
+      hlt`, 0x10100);
+  m.jump(v, 0x10100);
+  const e = m.runToExit(v);
+  assert.equal(e.reason, 'hlt');
+  assert.equal(v.getRegs().rbx, 0x401801n, 'bit 7 ignored, the rest kept');
+  assert.equal(m.stubVector(v), 13, 'changing a read-only bit is a #GP');
+  assert.equal(v.getMsrs([0x1a0])[0]!.data, 0x401801n, 'the refused write changed nothing');
+  assert.ok(at.gp > 0);
+  assert.equal(v.setMsrs([{ index: 0x1a0, data: 0x80n }]), 1, 'KVM_SET_MSRS: any value');
+  assert.equal(v.getMsrs([0x1a0])[0]!.data, 0x80n);
+});

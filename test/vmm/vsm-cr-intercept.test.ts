@@ -10,7 +10,8 @@ import type { Vcpu } from '../../src/kvm/vcpu.js';
 import { HvMessageType, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../src/spec/tlfs.js';
 import { NO_REGISTER_ACCESS_EXITS } from '../../src/kvm/register-access-exits.js';
 import { CR_INTERCEPT_SUPPORTED } from '../../src/vmm/vsm/cr-intercept.js';
-import { INTERCEPT_VTL0_CODE as VTL0_CODE, interceptRig, type VsmRig, VTL1_ASSIST, VTL1_SIM } from './vsm-hcall-rig.js';
+import { returnToLowerVtl } from '../../src/vmm/vsm/vtl-switch.js';
+import { INTERCEPT_VTL0_CODE as VTL0_CODE, interceptRig, type VsmRig, VTL1_ASSIST, VTL1_CODE, VTL1_SIM } from './vsm-hcall-rig.js';
 
 const MSG = VTL1_SIM, PL = VTL1_SIM + 16;
 const LSTAR = 0xc000_0082, EFER = 0xc000_0080, STAR = 0xc000_0081;
@@ -24,11 +25,11 @@ function resumeVtl1(r: VsmRig, v1: Vcpu): void { r.m.vm.mem.write32(MSG, 0); v1.
 test('§3.7: the control register takes the bits we intercept and refuses the others; the masks read back; kvm watches the union', () => {
   const { r, v0 } = interceptRig('hlt');
   assert.equal(set(r, N.CrInterceptControl, CR_INTERCEPT_SUPPORTED), HvStatus.SUCCESS);
-  for (const b of [3, 4, 24, 28, 29, 63]) {
+  for (const b of [24, 28, 29, 63]) {
     assert.equal(set(r, N.CrInterceptControl, bit(b)), HvStatus.INVALID_REGISTER_VALUE, `bit ${b}`);
   }
   assert.equal(r.p.readVsmRegister(N.CrInterceptControl, r.vp(), 1, true), CR_INTERCEPT_SUPPORTED, 'refused writes changed nothing');
-  assert.equal(CR_INTERCEPT_SUPPORTED, 0x00ff_ffe7n, 'bits 0-2, 5-23');
+  assert.equal(CR_INTERCEPT_SUPPORTED, 0x00ff_ffffn, 'bits 0-23');
   assert.equal(set(r, N.CrInterceptCr0Mask, CR0_WP), HvStatus.SUCCESS);
   assert.equal(set(r, N.CrInterceptCr4Mask, CR4_TSD | (1n << 40n)), HvStatus.SUCCESS);
   assert.equal(set(r, N.CrInterceptIa32MiscEnableMask, 0x1234n), HvStatus.SUCCESS);
@@ -37,8 +38,9 @@ test('§3.7: the control register takes the bits we intercept and refuses the ot
   const w = v0.getRegisterAccessExits();
   assert.deepEqual([w.cr0Mask, w.cr4Mask, w.xcr0], [CR0_WP, CR4_TSD, true], 'kvm watches bits 31:0 (CR4 bits 63:32 are reserved)');
   assert.deepEqual([w.gdtr, w.idtr, w.ldtr, w.tr], [true, true, true, true]);
-  assert.deepEqual([...w.msrRead].sort(), [0x1b, EFER, STAR, LSTAR, 0xc000_0083].sort());
+  assert.deepEqual([...w.msrRead].sort(), [0x1a0, 0x1b, EFER, STAR, LSTAR, 0xc000_0083].sort());
   assert.deepEqual([...w.msrWrite].sort(), [0x1b, 0x174, 0x175, 0x176, EFER, STAR, LSTAR, 0xc000_0083, 0xc000_0084, 0xc000_0103].sort());
+  assert.deepEqual(w.msrWriteMasks, [{ msr: 0x1a0, mask: 0x1234n }], 'IA32_MISC_ENABLE writes: only those changing a bit of the mask');
   assert.equal(set(r, N.CrInterceptControl, 0n), HvStatus.SUCCESS);
   assert.deepEqual(v0.getRegisterAccessExits(), NO_REGISTER_ACCESS_EXITS, 'cleared: nothing watched');
 });
@@ -164,4 +166,40 @@ test('§4.6: an LIDT is a RegisterIntercept of Idtr with IsMemoryOp and the tabl
   assert.deepEqual([mem.read8(PL + 0x28), mem.read32(PL + 0x2c)], [1, N.Idtr], 'IsMemoryOp; register Idtr');
   assert.deepEqual([mem.read64(PL + 0x30), mem.read64(PL + 0x38)], [0xfffn << 48n, 0x123000n], 'pad, limit 0xFFF, base');
   assert.deepEqual(v0.getSregs().idt, idt, 'the LIDT did not happen');
+});
+
+test('§3.7 bits 3-4: IA32_MISC_ENABLE reads, and writes that change a bit of Ia32MiscEnableMask, are MsrIntercepts; other writes run', () => {
+  const { r, v0, l0 } = interceptRig(`
+      mov ecx, 0x1a0
+      rdmsr
+      mov esi, eax
+      xor eax, 1
+    same: wrmsr
+      xor eax, 0x400000
+    masked: wrmsr
+      hlt
+    read: rdmsr
+      hlt`);
+  assert.equal(set(r, N.CrInterceptControl, bit(4)), HvStatus.SUCCESS);
+  assert.equal(set(r, N.CrInterceptIa32MiscEnableMask, 1n << 22n), HvStatus.SUCCESS); // limit CPUID maxval
+  const mem = r.m.vm.mem;
+  assert.equal(r.drive(), 1, 'VTL1 entered');
+  assert.equal(v0.getRegs().rip, BigInt(l0.masked), 'the write of bit 0 ran; the one changing bit 22 waits');
+  assert.equal(v0.getMsrs([0x1a0])[0].data, 0x1801n, 'bit 0 written (BTS and PEBS unavailable as created)');
+  assert.equal(mem.read32(MSG), HvMessageType.MsrIntercept);
+  assert.equal(mem.read8(MSG + 16 + 5), 1, 'write');
+  assert.equal(mem.read32(MSG + 16 + 0x28), 0x1a0, 'MSR number');
+  assert.equal(mem.read64(MSG + 16 + 0x38), 0x401801n, 'RAX: the value being written');
+  // A read intercept: VTL1 now watches reads too, and VTL0 goes on at the RDMSR.
+  assert.equal(set(r, N.CrInterceptControl, bit(3)), HvStatus.SUCCESS);
+  returnToLowerVtl(r.p, r.vp(), true);
+  r.m.jump(v0, l0.read);
+  const v1regs = r.vcpu(0, 1).getRegs();
+  v1regs.rip = BigInt(VTL1_CODE); // VTL1 halts again at its next entry (past its HLT it would VtlReturn at once)
+  r.vcpu(0, 1).setRegs(v1regs);
+  mem.write32(MSG, 0);
+  assert.equal(r.drive(), 1);
+  assert.equal(mem.read32(MSG), HvMessageType.MsrIntercept);
+  assert.equal(mem.read8(MSG + 16 + 5), 0, 'read');
+  assert.equal(v0.getRegs().rip, BigInt(l0.read));
 });

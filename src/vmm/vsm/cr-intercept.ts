@@ -11,13 +11,14 @@
  *   intercept to writes that change masked bits"; a mask of 0, the reset
  *   value, intercepts nothing);
  * - XCR0 write (bit 2): XSETBV of XCR0;
+ * - IA32_MISC_ENABLE read (bit 3) / write (bit 4): RDMSR of it / a WRMSR that
+ *   changes a bit of H's Ia32MiscEnableMask (kvm's misc-enable.ts has the MSR);
  * - MSR reads and writes (bits 5-14, 19-23): RDMSR / WRMSR of LSTAR, STAR,
  *   CSTAR, APIC_BASE, EFER, SYSENTER_CS/EIP/ESP, SFMASK, TSC_AUX;
  * - GDTR / IDTR / LDTR / TR writes (bits 15-18): LGDT, LIDT, LLDT, LTR.
  * Bits we do not offer are refused with INVALID_REGISTER_VALUE (the sheet
- * names no status; nothing changes): IA32_MISC_ENABLE (the CPU has no such
- * MSR), the SGX/XSS/CET/shadow-stack MSRs (not on this CPU), RsvdZ 63:29.
- * Ia32MiscEnableMask is stored and read back, without effect.
+ * names no status; nothing changes): the SGX/XSS/CET/shadow-stack MSRs (not
+ * on this CPU), RsvdZ 63:29.
  *
  * kvm is told the union of what the VTLs above each lower VTL watch; on an
  * exit, the lowest VTL above the accessing one that claims the access is
@@ -34,6 +35,7 @@
  * the lower VTL's RIP, after emulating it or not) or stopped intercepting.
  */
 import type { VcpuExit } from '../../kvm/exits.js';
+import { MSR_IA32_MISC_ENABLE } from '../../kvm/misc-enable.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { HvCrInterceptBit as B, HvInterceptAccessType, HvRegisterName as N, HvStatus, HvVtlEntryReason } from '../../spec/tlfs.js';
 import {
@@ -70,7 +72,8 @@ const has = (control: bigint, n: number | undefined): boolean => n !== undefined
 /** The CrInterceptControl bits this VMM intercepts; any other bit is refused. */
 export const CR_INTERCEPT_SUPPORTED: bigint = MSR_BITS.reduce(
   (m, e) => m | bit(e.write) | (e.read === undefined ? 0n : bit(e.read)),
-  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write) | bit(B.GdtrWrite) | bit(B.IdtrWrite) | bit(B.LdtrWrite) | bit(B.TrWrite),
+  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write) | bit(B.MiscEnableRead) | bit(B.MiscEnableWrite)
+    | bit(B.GdtrWrite) | bit(B.IdtrWrite) | bit(B.LdtrWrite) | bit(B.TrWrite),
 );
 
 const NONE: CrInterceptRegisters = Object.freeze({ control: 0n, cr0Mask: 0n, cr4Mask: 0n, miscEnableMask: 0n });
@@ -112,13 +115,15 @@ function above(vp: VsmVp, lower: number): { vtl: number; regs: CrInterceptRegist
 export function applyRegisterAccessExits(vp: VsmVp): void {
   vp.vcpus.forEach((v, lower) => {
     if (v === undefined) return;
-    let cr0Mask = 0n, cr4Mask = 0n, xcr0 = false, gdtr = false, idtr = false, ldtr = false, tr = false;
+    let cr0Mask = 0n, cr4Mask = 0n, miscEnableMask = 0n, miscEnableWrite = false, xcr0 = false, gdtr = false, idtr = false, ldtr = false, tr = false;
     const msrRead = new Set<number>(), msrWrite = new Set<number>();
     for (const { regs: r } of above(vp, lower)) {
       // CR0 and CR4 bits 63:32 are reserved (a write setting one is a #GP): kvm watches bits 31:0.
       if (has(r.control, B.Cr0Write)) cr0Mask |= r.cr0Mask & 0xffff_ffffn;
       if (has(r.control, B.Cr4Write)) cr4Mask |= r.cr4Mask & 0xffff_ffffn;
       if (has(r.control, B.Xcr0Write)) xcr0 = true;
+      if (has(r.control, B.MiscEnableRead)) msrRead.add(MSR_IA32_MISC_ENABLE);
+      if (has(r.control, B.MiscEnableWrite)) { miscEnableWrite = true; miscEnableMask |= r.miscEnableMask; }
       if (has(r.control, B.GdtrWrite)) gdtr = true;
       if (has(r.control, B.IdtrWrite)) idtr = true;
       if (has(r.control, B.LdtrWrite)) ldtr = true;
@@ -128,11 +133,12 @@ export function applyRegisterAccessExits(vp: VsmVp): void {
         if (has(r.control, e.write)) msrWrite.add(e.msr);
       }
     }
-    v.setRegisterAccessExits({ cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite], gdtr, idtr, ldtr, tr });
+    const msrWriteMasks = miscEnableWrite ? [{ msr: MSR_IA32_MISC_ENABLE, mask: miscEnableMask }] : [];
+    v.setRegisterAccessExits({ cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite], msrWriteMasks, gdtr, idtr, ldtr, tr });
   });
 }
 
-/** Whether `r` intercepts the access of `exit` (`oldValue`: the CR0/CR4 being written over). */
+/** Whether `r` intercepts the access of `exit` (`oldValue`: the CR0, CR4 or IA32_MISC_ENABLE being written over). */
 function claims(r: CrInterceptRegisters, exit: RegisterAccessExit, oldValue: bigint): boolean {
   switch (exit.register) {
     case 'cr0': return has(r.control, B.Cr0Write) && ((oldValue ^ exit.value) & r.cr0Mask) !== 0n;
@@ -143,6 +149,9 @@ function claims(r: CrInterceptRegisters, exit: RegisterAccessExit, oldValue: big
     case 'ldtr': return has(r.control, B.LdtrWrite);
     case 'tr': return has(r.control, B.TrWrite);
     case 'msr': {
+      if (exit.msr === MSR_IA32_MISC_ENABLE) {
+        return exit.write ? has(r.control, B.MiscEnableWrite) && ((oldValue ^ exit.value) & r.miscEnableMask) !== 0n : has(r.control, B.MiscEnableRead);
+      }
       const e = MSR_BITS.find((m) => m.msr === exit.msr);
       return e !== undefined && has(r.control, exit.write ? e.write : e.read);
     }
@@ -166,7 +175,8 @@ export function handleRegisterAccess(p: VsmPartition, vcpu: Vcpu, exit: Register
   const where = p.locate(vcpu);
   if (where === undefined) return { kind: 'not-vsm' };
   const vp = where.vp, s = vcpu.getSregs();
-  const old = exit.register === 'cr0' ? s.cr0 : exit.register === 'cr4' ? s.cr4 : 0n;
+  const old = exit.register === 'cr0' ? s.cr0 : exit.register === 'cr4' ? s.cr4
+    : exit.register === 'msr' && exit.msr === MSR_IA32_MISC_ENABLE ? vcpu.getMsrs([MSR_IA32_MISC_ENABLE])[0]!.data : 0n;
   const target = above(vp, where.vtl).find((a) => claims(a.regs, exit, old))?.vtl;
   if (target === undefined) return { kind: 'not-vsm' };
   const higher = vp.vcpus[target]!;
