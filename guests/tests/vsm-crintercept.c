@@ -4,9 +4,9 @@
  * library (lib/vsm.h) on every VP.
  *
  * 1. The registers (§3.7), VTL1 for itself: CrInterceptControl and the
- *    three masks read 0 at first; every supported bit (0-2, 5-23) is
+ *    three masks read 0 at first; every supported bit (0-23) is
  *    accepted, the descriptor-table bits 15-18 each on its own too; any
- *    other bit (3, 4, 24-63) is INVALID_REGISTER_VALUE with 0 reps
+ *    other bit (24-63) is INVALID_REGISTER_VALUE with 0 reps
  *    completed and the old value kept (in a rep call, after the elements
  *    before it were applied); the masks take any value. Target VTL0 (from
  *    VTL1, or VTL0 for itself) is INVALID_PARAMETER; VTL0 naming VTL1 is
@@ -80,7 +80,10 @@ enum { CMD_SET = VSM_CMD_USER, CMD_GET, CMD_TRY, CMD_OWN };
 #define MSR_SYSENTER_EIP 0x176
 
 /* Every bit of CrInterceptControl this VMM supports (src/vmm/vsm/cr-intercept.ts: 0-2, 5-23). */
-#define SUPPORTED_CONTROL 0xffffe7UL
+#define SUPPORTED_CONTROL 0xffffffUL
+#define MSR_IA32_MISC_ENABLE 0x1a0
+/* The IA32_MISC_ENABLE bit the write cases change (limit CPUID maxval: only stored here) and Ia32MiscEnableMask covers. */
+#define MISC_ENABLE_BIT BIT(22)
 /* The descriptor-table bits: GDTR, IDTR, LDTR, TR writes. */
 #define TABLE_BITS (HV_CR_INTERCEPT_GDTR_WRITE | HV_CR_INTERCEPT_IDTR_WRITE | HV_CR_INTERCEPT_LDTR_WRITE | HV_CR_INTERCEPT_TR_WRITE)
 /* What the partition is called in intercept messages (src/vmm/vsm/memory-intercept.ts; the sheet gives no value). */
@@ -569,7 +572,7 @@ static void registers(void)
 		report(result_is(r, HV_STATUS_SUCCESS, 1) && tried[0].got == (base | BIT(b)) && !tried[0].base_status && !tried[0].read_status,
 		       "VTL1: CrInterceptControl 0x%lx | bit %u => SUCCESS (0x%lx), reads 0x%lx", base, b, r, tried[0].got);
 	}
-	static const unsigned bad[] = { 3, 4, 24, 25, 28, 29, 32, 63 };
+	static const unsigned bad[] = { 24, 25, 26, 27, 28, 29, 32, 63 };
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
 		r = vsm_call(CMD_TRY, HV_REG_CR_INTERCEPT_CONTROL, base, base | BIT(bad[i]));
 		report(result_is(r, HV_STATUS_INVALID_REGISTER_VALUE, 0) && tried[0].got == base && !tried[0].base_status && !tried[0].read_status,
@@ -579,12 +582,12 @@ static void registers(void)
 
 	/* A rep call: element 0 applies, element 1 is refused. */
 	static const u32 pair[2] = { HV_REG_CR_INTERCEPT_CR0_MASK, HV_REG_CR_INTERCEPT_CONTROL };
-	u64 pv[2] = { X86_CR0_WP, base | BIT(4) };
+	u64 pv[2] = { X86_CR0_WP, base | BIT(24) };
 	r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 2, pair, pv);
 	s = vtl1_get_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 2, pair, v);
 	report(result_is(r, HV_STATUS_INVALID_REGISTER_VALUE, 1) && s == HV_STATUS_SUCCESS && v[0] == X86_CR0_WP && v[1] == base,
 	       "VTL1: SetVpRegisters {Cr0Mask 0x10000, CrInterceptControl 0x%lx} => INVALID_REGISTER_VALUE, 1 rep (0x%lx); Cr0Mask 0x%lx, "
-	       "CrInterceptControl 0x%lx", base | BIT(4), r, v[0], v[1]);
+	       "CrInterceptControl 0x%lx", base | BIT(24), r, v[0], v[1]);
 
 	/* The masks take any value. */
 	u64 masks[4] = { 0, ~0UL, 0x8000000000000001UL, 0x123456789abcdef0UL };
@@ -958,6 +961,7 @@ static const struct msr_case {
 	bool write;
 	const char *name;
 } msr_cases[] = {
+	{ 3, MSR_IA32_MISC_ENABLE, false, "IA32_MISC_ENABLE" }, { 4, MSR_IA32_MISC_ENABLE, true, "IA32_MISC_ENABLE" },
 	{ 5, MSR_LSTAR, false, "LSTAR" },   { 6, MSR_LSTAR, true, "LSTAR" },
 	{ 7, MSR_STAR, false, "STAR" },     { 8, MSR_STAR, true, "STAR" },
 	{ 9, MSR_CSTAR, false, "CSTAR" },   { 10, MSR_CSTAR, true, "CSTAR" },
@@ -978,8 +982,19 @@ static u64 new_msr_value(u32 msr, u64 cur)
 	case MSR_SYSENTER_CS: return cur ^ 0x10;
 	case MSR_SFMASK: return cur ^ 0x200;
 	case MSR_TSC_AUX: return cur ^ 0x55;
+	case MSR_IA32_MISC_ENABLE: return cur ^ MISC_ENABLE_BIT; /* a bit Ia32MiscEnableMask covers (msr_table) */
 	default: return cur ^ 0xa0b000; /* addresses: stays canonical */
 	}
+}
+
+/* VTL1's Ia32MiscEnableMask (a write of IA32_MISC_ENABLE is intercepted only when it changes a masked bit). */
+static void set_misc_enable_mask(u64 mask)
+{
+	static const u32 name = HV_REG_CR_INTERCEPT_IA32_MISC_ENABLE_MASK;
+	u64 r = vtl1_set_regs(HV_VP_INDEX_SELF, HV_INPUT_VTL_SELF, 1, &name, &mask);
+
+	if (!result_is(r, HV_STATUS_SUCCESS, 1))
+		report(false, "VP%u VTL1: SetVpRegisters(Ia32MiscEnableMask 0x%lx) => 0x%lx", hv_vp_index(), mask, r);
 }
 
 static void msr_table(void)
@@ -987,6 +1002,7 @@ static void msr_table(void)
 	struct hv_message want;
 	char who[80], what[128];
 
+	set_misc_enable_mask(MISC_ENABLE_BIT);
 	for (unsigned i = 0; i < ARRAY_SIZE(msr_cases); i++) {
 		const struct msr_case *t = &msr_cases[i];
 		const struct insn *in = t->write ? &I_WRMSR : &I_RDMSR;
@@ -1013,6 +1029,19 @@ static void msr_table(void)
 		       "%s: intercepted once, the %s expected byte for byte, skipped by VTL1 (%s 0x%lx unchanged, GPRs unchanged; entries %lu)", who,
 		       what, t->name, now, o.entries);
 	}
+
+	/* Bit 4 with the mask: a write that changes no masked bit (fast strings, bit 0) takes effect without an intercept. */
+	u64 cur = rdmsr(MSR_IA32_MISC_ENABLE);
+	configure(HV_CR_INTERCEPT_IA32_MISC_ENABLE_WRITE, 0, 0);
+	set_msr_gprs(19, MSR_IA32_MISC_ENABLE, cur ^ BIT(0));
+	struct outcome o = run_plain(&I_WRMSR);
+	configure(0, 0, 0);
+	u64 now = rdmsr(MSR_IA32_MISC_ENABLE);
+	wrmsr(MSR_IA32_MISC_ENABLE, cur);
+	set_misc_enable_mask(0);
+	report(not_intercepted(&o) && now == (cur ^ BIT(0)),
+	       "VP%u bit 4 (Ia32MiscEnableMask 0x%lx): WRMSR IA32_MISC_ENABLE changing only bit 0 takes effect (0x%lx), no intercept",
+	       hv_vp_index(), MISC_ENABLE_BIT, now);
 }
 
 /* CrInterceptControl 0 with the masks still set: nothing is intercepted. */
