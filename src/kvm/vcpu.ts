@@ -37,6 +37,7 @@ import type { Vm } from './vm.js';
 import type { HvPartition } from './hyperv/partition.js';
 import type { HvVp } from './hyperv/vp.js';
 import { HcOutcome, HypercallDispatcher } from './hyperv/hypercall.js';
+import { apicEoi } from './hyperv/apic-access.js';
 import { KvmHypercalls } from './kvm-hypercall.js';
 import { setTlbFlushInhibit, TlbFlushInhibitState, type KvmHypervTlbFlushInhibit } from './hyperv/tlb-flush-inhibit.js';
 import { HV_MSR_RANGE_FIRST, HV_MSR_RANGE_LAST } from '../spec/tlfs.js';
@@ -74,6 +75,8 @@ export class Vcpu implements CpuHost {
   private tscOffset = 0;
   /** IA32_MISC_ENABLE (misc-enable.ts); KVM_GET/SET_MSRS reach it too. */
   miscEnable = MISC_ENABLE_INITIAL;
+  /** Bit v: the next time the CPU takes vector v it is EOI'd at once (injectInterrupt's autoEoi). */
+  private readonly autoEoi = new Uint32Array(8);
   /** Register-access exits' WRMSR masks (setRegisterAccessExits), or null. */
   private msrWriteMasks: ReadonlyMap<number, bigint> | null = null;
   /** In-kernel Hyper-V state of this vCPU; null when the VM has no Hyper-V interface. */
@@ -519,7 +522,15 @@ export class Vcpu implements CpuHost {
   shutdown(reason: string): void { this.exit = { reason: 'shutdown', why: reason }; }
 
   pendingInterrupt(): number { return this.apic.pendingVector(); }
-  acknowledgeInterrupt(vector: number): void { this.apic.acknowledge(vector); this.hv?.onInterruptAcknowledged(vector); }
+  acknowledgeInterrupt(vector: number): void {
+    this.apic.acknowledge(vector);
+    this.hv?.onInterruptAcknowledged(vector);
+    const word = vector >>> 5, bit = 1 << (vector & 31);
+    if ((this.autoEoi[word]! & bit) !== 0) {
+      this.autoEoi[word]! &= ~bit;
+      apicEoi(this.apic); // the vector just taken is the highest in service: this EOI clears exactly it
+    }
+  }
 
   /** Gives this vCPU its Hyper-V state in `partition` (the Vm does this when it has Hyper-V). */
   enableHyperv(partition: HvPartition): void {
@@ -634,11 +645,20 @@ export class Vcpu implements CpuHost {
    * by this vCPU's local APIC, as an MSI or IPI would be. (KVM_INTERRUPT is
    * the userspace-irqchip path and fails with an in-kernel APIC, which is
    * what we have; the APIC drops it while disabled, as hardware does.)
+   * Our extension, `autoEoi`: the next time the CPU takes this vector it is
+   * EOI'd at once, as KVM does for a SynIC SINT with AutoEOI (the in-service
+   * bit never blocks lower priorities; the handler must not EOI). A VMM that
+   * raises an interrupt with auto-EOI semantics of its own (VSM's VINA with
+   * AutoEoi) needs it. The same vector raised meanwhile without it merges
+   * into the one IRR bit and is taken once, auto-EOI'd.
    */
-  injectInterrupt(vector: number): void {
+  injectInterrupt(vector: number, opts: { autoEoi?: boolean } = {}): void {
     if (!Number.isInteger(vector) || vector < 16 || vector > 255) {
       throw new KvmError('EINVAL', `interrupt vector ${String(vector)} is not in 16..255 (0..15 are exception vectors)`);
     }
+    const autoEoi = opts.autoEoi ?? false;
+    if (typeof autoEoi !== 'boolean') throw new KvmError('EINVAL', `autoEoi must be true or false, got ${String(autoEoi)}`);
+    if (autoEoi) this.autoEoi[vector >>> 5]! |= 1 << (vector & 31);
     this.apic.acceptFixed(vector);
   }
 

@@ -43,3 +43,20 @@ test('injectInterrupt rejects vectors outside 16..255 (0..15 are exception vecto
   }
   assert.equal(v.apic.pendingVector(), -1);
 });
+
+test('our autoEoi injection: the vector is EOI\'d when the CPU takes it (in service only without it); a bad flag is EINVAL', () => {
+  for (const autoEoi of [true, false]) {
+    const v = eventTestVcpu([0xfb, 0xf4]); // sti; hlt
+    v.run(100);
+    v.injectInterrupt(0x30, { autoEoi });
+    assert.deepEqual(v.run(100), { reason: 'io', direction: 'out', port: 0x81, size: 1, value: 0 });
+    const isr1 = v.apic.mmioRead(0x100 + 0x10); // ISR bits 63:32
+    assert.equal((isr1 >>> 16) & 1, autoEoi ? 0 : 1);
+    // A lower-priority vector is deliverable at once only when 0x30 is no longer in service.
+    v.injectInterrupt(0x20);
+    assert.equal(v.apic.pendingVector(), autoEoi ? 0x20 : -1);
+  }
+  const v = eventTestVcpu([0xf4]);
+  assert.throws(() => v.injectInterrupt(0x30, { autoEoi: 1 as unknown as boolean }), (e: unknown) => e instanceof KvmError && e.code === 'EINVAL');
+  assert.equal(v.apic.pendingVector(), -1, 'nothing was raised');
+});

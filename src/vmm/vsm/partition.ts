@@ -290,10 +290,10 @@ export class VsmPartition {
       return HvStatus.SUCCESS;
     }
     if (name === N.VsmVina) {
-      // Bits 63:11 are RsvdP: ignored and kept 0. Refused (our choice; the sheet names no status): AutoEoi, which
-      // needs an auto-EOI delivery kvm's APIC does not offer, and an enabled vector below 16 (an exception vector).
+      // Bits 63:11 are RsvdP: ignored and kept 0. Refused (our choice; the sheet names no status): an enabled vector
+      // below 16 (an exception vector). AutoEoi makes the VINA interrupt auto-EOI'd (kvm's injectInterrupt autoEoi).
       const v = decodeVina(value);
-      if (v.autoEoi || (v.enabled && v.vector < 16)) return HvStatus.INVALID_REGISTER_VALUE;
+      if (v.enabled && v.vector < 16) return HvStatus.INVALID_REGISTER_VALUE;
       vp.vina[targetVtl] = encodeVina(v);
       return HvStatus.SUCCESS;
     }

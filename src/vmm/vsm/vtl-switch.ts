@@ -145,8 +145,8 @@ function runReturnActions(p: VsmPartition, from: Vcpu, page: VpAssistPage): void
  * VINA (§3.7 HvRegisterVsmVina, §3.10): while the VP runs in VTL H with VINA
  * enabled and not asserted, an interrupt ready for immediate delivery to a
  * lower VTL (its APIC has a deliverable vector and its RFLAGS.IF is set)
- * raises H's VINA vector in H's APIC and sets VinaAsserted in H's control
- * area. Nothing more is raised until H clears the bit, or AutoReset clears
+ * raises H's VINA vector in H's APIC (auto-EOI'd with AutoEoi: H's handler
+ * does not EOI it) and sets VinaAsserted in H's control area. Nothing more is raised until H clears the bit, or AutoReset clears
  * it at H's VtlReturn; EOI does not. Returns whether it raised one.
  */
 export function notifyLowerVtlInterrupt(vp: VsmVp): boolean {
@@ -158,7 +158,7 @@ export function notifyLowerVtlInterrupt(vp: VsmVp): boolean {
     const v = vp.vcpus[l];
     if (v === undefined || !vp.isEnabled(l) || v.apic.pendingVector() < 0 || (v.getRegs().rflags & RFLAGS_IF) === 0n) continue;
     page.writeVinaAsserted(true);
-    higher.injectInterrupt(Number(vina & HvVsmVina.VectorMask));
+    higher.injectInterrupt(Number(vina & HvVsmVina.VectorMask), { autoEoi: (vina & HvVsmVina.AutoEoi) !== 0n });
     traceSwitch(higher, 'vsm_vina', { vp: vp.index, vtl: h, lower: l });
     return true;
   }
