@@ -665,6 +665,18 @@ export class LocalApic {
     return (v & 0xf0) > (this.ppr() & 0xf0) ? v : -1;
   }
 
+  /** Whether `vector` is requested (its IRR bit). */
+  requested(vector: number): boolean {
+    checkVector(vector);
+    return (this.irr[vector >>> 5]! & (1 << (vector & 31))) !== 0;
+  }
+
+  /** Whether `vector` is in service (its ISR bit). */
+  inService(vector: number): boolean {
+    checkVector(vector);
+    return (this.isr[vector >>> 5]! & (1 << (vector & 31))) !== 0;
+  }
+
   /** The CPU takes `vector`: IRR -> ISR (so the PPR rises to its class). */
   acknowledge(vector: number): void {
     checkVector(vector);

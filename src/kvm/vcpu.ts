@@ -232,6 +232,7 @@ export class Vcpu implements CpuHost {
       // A SIPI that arrived after the INIT (same scheduling round) stays pending.
       // INIT resets the APIC and the CPU, which then waits for a SIPI (SDM 8.4.1).
       a.reset();
+      this.autoEoi.fill(0); // the APIC's IRR is gone, and with it the auto-EOI interrupts
       c.init();
     }
     if (a.sipiVector >= 0 && !this.inactiveVtl) {
@@ -528,7 +529,9 @@ export class Vcpu implements CpuHost {
     const word = vector >>> 5, bit = 1 << (vector & 31);
     if ((this.autoEoi[word]! & bit) !== 0) {
       this.autoEoi[word]! &= ~bit;
-      apicEoi(this.apic); // the vector just taken is the highest in service: this EOI clears exactly it
+      // The vector just taken is the highest in service, so this EOI clears exactly it (unless a SynIC AutoEOI SINT
+      // on the same vector already did).
+      if (this.apic.inService(vector)) apicEoi(this.apic);
     }
   }
 
@@ -658,8 +661,9 @@ export class Vcpu implements CpuHost {
     }
     const autoEoi = opts.autoEoi ?? false;
     if (typeof autoEoi !== 'boolean') throw new KvmError('EINVAL', `autoEoi must be true or false, got ${String(autoEoi)}`);
-    if (autoEoi) this.autoEoi[vector >>> 5]! |= 1 << (vector & 31);
     this.apic.acceptFixed(vector);
+    // Only for a vector the APIC took (a disabled one drops it): the flag must not outlive this interrupt.
+    if (autoEoi && this.apic.requested(vector)) this.autoEoi[vector >>> 5]! |= 1 << (vector & 31);
   }
 
   /** KVM_NMI: queue an NMI for this vCPU. */
