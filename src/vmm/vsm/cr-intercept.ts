@@ -177,8 +177,8 @@ export function handleRegisterAccess(p: VsmPartition, vcpu: Vcpu, exit: Register
   const vp = where.vp, s = vcpu.getSregs();
   const old = exit.register === 'cr0' ? s.cr0 : exit.register === 'cr4' ? s.cr4
     : exit.register === 'msr' && exit.msr === MSR_IA32_MISC_ENABLE ? vcpu.getMsrs([MSR_IA32_MISC_ENABLE])[0]!.data : 0n;
-  const target = above(vp, where.vtl).find((a) => claims(a.regs, exit, old))?.vtl;
-  if (target === undefined) return { kind: 'not-vsm' };
+  const target = vp.lowestAbove(where.vtl, (h) => { const regs = vp.crIntercepts[h]; return regs !== undefined && claims(regs, exit, old); });
+  if (target < 0) return { kind: 'not-vsm' };
   const higher = vp.vcpus[target]!;
   const accessType = exit.write ? HvInterceptAccessType.Write : HvInterceptAccessType.Read;
   const { header, regs } = interceptHeaderContext(vcpu, { vpIndex: vp.index, vtl: where.vtl, accessType, instructionLength: exit.insnLen });

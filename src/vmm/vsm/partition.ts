@@ -72,6 +72,12 @@ export class VsmVp {
   get active(): Vcpu { return this.vcpus[this.activeVtl]!; }
 
   isEnabled(vtl: number): boolean { return (this.enabledVtlSet & (1 << vtl)) !== 0; }
+
+  /** The lowest VTL above `lower` enabled on this VP for which `claims` holds, or -1 (§3.10: the lower of the intercepting VTLs first). */
+  lowestAbove(lower: number, claims: (vtl: number) => boolean): number {
+    for (let h = lower + 1; h < this.vcpus.length; h++) if (this.isEnabled(h) && claims(h)) return h;
+    return -1;
+  }
 }
 
 export class VsmPartition {

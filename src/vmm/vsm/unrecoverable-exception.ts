@@ -39,10 +39,7 @@ export function handleUnrecoverableException(p: VsmPartition, vcpu: Vcpu, exit: 
   const where = p.locate(vcpu);
   if (where === undefined) return { kind: 'not-vsm' };
   const vp = where.vp;
-  let target = -1;
-  for (let h = where.vtl + 1; h < vp.vcpus.length; h++) {
-    if (vp.isEnabled(h) && p.interceptsUnrecoverableException(h)) { target = h; break; }
-  }
+  const target = vp.lowestAbove(where.vtl, (h) => p.interceptsUnrecoverableException(h));
   if (target < 0) return { kind: 'not-vsm' };
   const { header } = interceptHeaderContext(vcpu, { vpIndex: vp.index, vtl: where.vtl, accessType: HvInterceptAccessType.Read, instructionLength: 0 });
   const msg = { type: HvMessageType.UnrecoverableException, payload: encodeInterceptHeader(header), originationId: VSM_PARTITION_ID };
