@@ -26,33 +26,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO } from '../paths.js';
+import { checkRun, line, runGuest, skipUnlessBuilt } from './vsm-guest-run.js';
 
-const HV = ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm', 'hv-tlbflush', 'hv-ipi', 'hv-xmm-input', 'hv-xmm-output'];
-const IMAGE = join(REPO, 'guests', 'build', 'vsm-hcbuffer.elf');
-const skip = !existsSync(IMAGE) && 'guest not built';
-
-interface Run { status: number | null; out: string; err: string; summary: { tests: number; failures: number; skipped: number } | null }
-
-function run(smp: number, extra: readonly string[] = [], hv: readonly string[] = HV): Run {
-  const args = [join(REPO, 'bin/vsmvisor.js'), 'run', IMAGE, '--smp', String(smp), '-m', '128M', '--timeout', '60', '--hv', hv.join(','), ...extra];
-  const p = spawnSync(process.execPath, args, { encoding: 'utf8' });
-  const m = /^SUMMARY: (\d+) tests, (\d+) failures, (\d+) skipped/m.exec(p.stdout);
-  return { status: p.status, out: p.stdout, err: p.stderr, summary: m ? { tests: Number(m[1]), failures: Number(m[2]), skipped: Number(m[3]) } : null };
-}
-
-function checkRun(o: Run, tests: number): void {
-  assert.ok(o.summary !== null, `no SUMMARY line; stderr: ${o.err}\n${o.out.slice(-2000)}`);
-  const fails = o.out.split('\n').filter((l) => l.startsWith('FAIL') || l.startsWith('ABORT'));
-  assert.deepEqual(fails, [], 'failures');
-  assert.equal(o.status, 0, `exit status ${o.status}; stderr: ${o.err}`);
-  assert.deepEqual(o.summary, { tests, failures: 0, skipped: 0 });
-}
-
-const line = (s: string) => new RegExp(`^PASS: ${s}\\r?$`, 'm');
+const skip = skipUnlessBuilt('vsm-hcbuffer');
+const run = (smp: number, extra: readonly string[] = [], hv?: readonly string[]) => runGuest('vsm-hcbuffer', smp, { extra, hv });
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** 2 partition-wide checks; per VP 24 in the GetVpRegisters and GetVpIndexFromApicId cases, 3 SetVpRegisters, 4 flush, 10 no-intercept, 1 total. */
 const count = (smp: number) => 2 + 42 * smp;

@@ -44,32 +44,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { REPO } from '../paths.js';
+import { checkRun, line, runGuest, skipUnlessBuilt as skipOf, VSM_GUEST_HV as HV, type GuestRun as Run } from './vsm-guest-run.js';
 
-const HV = ['hv-vpindex', 'hv-synic', 'hv-vapic', 'hv-vsm', 'hv-tlbflush', 'hv-ipi', 'hv-xmm-input', 'hv-xmm-output'];
-const image = (name: string) => join(REPO, 'guests', 'build', `${name}.elf`);
-
-interface Run { status: number | null; out: string; err: string; summary: { tests: number; failures: number; skipped: number } | null }
-
-function run(name: string, smp: number, hv: readonly string[] = HV): Run {
-  const args = [join(REPO, 'bin/vsmvisor.js'), 'run', image(name), '--smp', String(smp), '-m', '128M', '--timeout', '60', '--hv', hv.join(',')];
-  const p = spawnSync(process.execPath, args, { encoding: 'utf8' });
-  const m = /^SUMMARY: (\d+) tests, (\d+) failures, (\d+) skipped/m.exec(p.stdout);
-  return { status: p.status, out: p.stdout, err: p.stderr, summary: m ? { tests: Number(m[1]), failures: Number(m[2]), skipped: Number(m[3]) } : null };
-}
-
-function checkRun(o: Run, tests: number): void {
-  assert.ok(o.summary !== null, `no SUMMARY line; stderr: ${o.err}\n${o.out.slice(-2000)}`);
-  const fails = o.out.split('\n').filter((l) => l.startsWith('FAIL'));
-  assert.deepEqual(fails, [], 'failures');
-  assert.equal(o.status, 0, `exit status ${o.status}; stderr: ${o.err}`);
-  assert.deepEqual(o.summary, { tests, failures: 0, skipped: 0 });
-}
-
-const skipOf = (name: string) => !existsSync(image(name)) && 'guest not built';
+const run = (name: string, smp: number, hv: readonly string[] = HV): Run => runGuest(name, smp, { hv });
 const runs = new Map<string, Run>();
 /** One guest run per (guest, CPU count). */
 function cached(name: string, smp: number): Run {
@@ -168,7 +145,6 @@ test('guest vsm-intercept without hv-xmm-input skips everything (exit 38)', { sk
   assert.deepEqual(o.summary, { tests: 1, failures: 0, skipped: 1 });
 });
 
-const line = (s: string) => new RegExp(`^PASS: ${s}\\r?$`, 'm');
 
 /** The MSR bits of CrInterceptControl, each intercepted on its own (the guest's msr_cases). */
 const MSR_CASES: readonly [bit: number, op: 'RDMSR' | 'WRMSR', name: string, msr: number][] = [
