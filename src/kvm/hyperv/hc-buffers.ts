@@ -31,10 +31,7 @@ export function checkHypercallBuffer(vm: Vm, lo: number, hi: number, len: number
   const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0);
   // The whole buffer is inside one page, so the page decides.
   if (!vm.mem.isRam(gpa) || !vm.guestAccessAllowed(gpa, access)) return HvStatus.INVALID_HYPERCALL_INPUT;
-  if ((access & ACCESS_WRITE) !== 0 && vm.hyperv !== null
-    && (vm.hyperv.pagePermissions(Math.floor(gpa / HV_PAGE_SIZE)) & ACCESS_WRITE) === 0) {
-    return HvStatus.INVALID_HYPERCALL_INPUT;
-  }
+  if (vm.hyperv?.isOverlayWrite(gpa, access)) return HvStatus.INVALID_HYPERCALL_INPUT;
   return HvStatus.SUCCESS;
 }
 

@@ -89,12 +89,11 @@ export function handleProtectionFault(p: VsmPartition, vcpu: Vcpu, exit: MemoryF
   const userExecute = (exit.flags & KVM_MEMORY_EXIT_FLAG_XU) !== 0; // a user-mode fetch under MBEC: UX denied it
   const target = p.protections.interceptTarget(Math.floor(exit.exactGpa / PAGE_SIZE), where.vtl, access, userExecute);
   if (target < 0) return { kind: 'not-vsm' };
-  return intercept(p, vcpu, where.vp, where.vtl, exit, target);
+  return intercept(p, vcpu, where.vp, where.vtl, exit, access, target);
 }
 
-/** Steps 2-4 for an access of VTL `vtl` on `vp` that VTL `target`'s protection denies. */
-function intercept(p: VsmPartition, vcpu: Vcpu, vp: VsmVp, vtl: number, exit: MemoryFaultExit, target: number): ProtectionFaultOutcome {
-  const access = accessTypeOfFault(exit.flags);
+/** Steps 2-4 for an access (HvInterceptAccessType `access`, of `exit`) of VTL `vtl` on `vp` that VTL `target`'s protection denies. */
+function intercept(p: VsmPartition, vcpu: Vcpu, vp: VsmVp, vtl: number, exit: MemoryFaultExit, access: number, target: number): ProtectionFaultOutcome {
   const higher = vp.vcpus[target];
   if (!vp.isEnabled(target) || higher === undefined) {
     return { kind: 'unreportable', why: `VTL${vtl} of VP ${vp.index} violated a VTL${target} protection at GPA 0x${exit.exactGpa.toString(16)}, but VTL${target} is not enabled on that VP` };
@@ -140,7 +139,7 @@ export function checkVsmHypercallBuffer(p: VsmPartition, vcpu: Vcpu, lo: number,
   const gpa = (hi >>> 0) * 2 ** 32 + (lo >>> 0), gfn = Math.floor(gpa / PAGE_SIZE), vm = vcpu.vm;
   const where = p.locate(vcpu);
   if (where === undefined || !vm.mem.isRam(gpa) || vm.guestAccessAllowed(gpa, access)) return status;
-  if ((access & ACCESS_WRITE) !== 0 && vm.hyperv !== null && (vm.hyperv.pagePermissions(gfn) & ACCESS_WRITE) === 0) return status;
+  if (vm.hyperv?.isOverlayWrite(gpa, access)) return status;
   const accessType = (access & ACCESS_WRITE) !== 0 ? HvInterceptAccessType.Write : HvInterceptAccessType.Read;
   const target = p.protections.interceptTarget(gfn, where.vtl, accessType);
   if (target < 0 || !where.vp.isEnabled(target) || where.vp.vcpus[target] === undefined) return status;
@@ -150,7 +149,7 @@ export function checkVsmHypercallBuffer(p: VsmPartition, vcpu: Vcpu, lo: number,
     gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, insnLen: insnBytes.length, gva: 0n, gvaValid: false, origin: AccessOrigin.Guest,
     insnBytes, exactGpa: gpa,
   };
-  intercept(p, vcpu, where.vp, where.vtl, exit, target);
+  intercept(p, vcpu, where.vp, where.vtl, exit, accessType, target);
   return BUFFER_INTERCEPTED;
 }
 
