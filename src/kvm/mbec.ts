@@ -20,6 +20,7 @@
  */
 import type { Cpu } from '../x86/cpu.js';
 import { MBEC_ENABLE, MBEC_ONLY_WITH_SMEP } from '../x86/host.js';
+import { userFetchChecksXu } from '../x86/mmu.js';
 import { KvmError } from './errors.js';
 
 export const KVM_X86_MBEC_ENABLE = 1 << 0;
@@ -34,7 +35,20 @@ export function setMbecControl(cpu: Cpu, flags: number): void {
   if ((flags & KVM_X86_MBEC_ONLY_WITH_SMEP) !== 0 && (flags & KVM_X86_MBEC_ENABLE) === 0) {
     throw new KvmError('EINVAL', 'KVM_X86_MBEC_ONLY_WITH_SMEP needs KVM_X86_MBEC_ENABLE');
   }
-  cpu.mbecControl = ((flags & KVM_X86_MBEC_ENABLE) ? MBEC_ENABLE : 0) | ((flags & KVM_X86_MBEC_ONLY_WITH_SMEP) ? MBEC_ONLY_WITH_SMEP : 0);
+  cpu.mbecControl = cpuControl(flags);
+}
+
+/** The CPU's mbecControl for KVM_X86_MBEC_* `flags`. */
+const cpuControl = (flags: number): number =>
+  ((flags & KVM_X86_MBEC_ENABLE) ? MBEC_ENABLE : 0) | ((flags & KVM_X86_MBEC_ONLY_WITH_SMEP) ? MBEC_ONLY_WITH_SMEP : 0);
+
+/**
+ * Whether a vCPU with KVM_X86_MBEC_* `flags` and CR4 `cr4` checks a fetch
+ * from a user-mode address against XU (the CPU's own rule, for a VMM that
+ * validates an access on a translation it made itself).
+ */
+export function mbecChecksUserFetch(flags: number, cr4: number): boolean {
+  return userFetchChecksXu(cpuControl(flags), cr4);
 }
 
 /** The flags last set (0: off). */

@@ -24,6 +24,15 @@ import {
 } from './regs.js';
 import { Tlb, TlbEntry, vpnKey } from './tlb.js';
 
+/**
+ * Whether, under mode-based execute control `mbec` (Cpu.mbecControl) and
+ * CR4 `cr4`, a fetch from a user-mode linear address needs ACCESS_EXEC_USER
+ * (the one rule; owners that check a translation themselves use it too).
+ */
+export function userFetchChecksXu(mbec: number, cr4: number): boolean {
+  return (mbec & MBEC_ENABLE) !== 0 && ((mbec & MBEC_ONLY_WITH_SMEP) === 0 || (cr4 & CR4_SMEP) !== 0);
+}
+
 const FAST_BITS = 10;
 const FAST_N = 1 << FAST_BITS;
 const FAST_MASK = FAST_N - 1;
@@ -386,9 +395,8 @@ export class Mmu {
    * effect, else ACCESS_EXEC.
    */
   private fetchPermission(): number {
-    const c = this.c, mbec = c.mbecControl;
-    if ((mbec & MBEC_ENABLE) === 0 || this.lastOk === null || !this.lastOk.user) return ACCESS_EXEC;
-    return (mbec & MBEC_ONLY_WITH_SMEP) !== 0 && (c.cr4 & CR4_SMEP) === 0 ? ACCESS_EXEC : ACCESS_EXEC_USER;
+    const c = this.c;
+    return this.lastOk !== null && this.lastOk.user && userFetchChecksXu(c.mbecControl, c.cr4) ? ACCESS_EXEC_USER : ACCESS_EXEC;
   }
 
   /**

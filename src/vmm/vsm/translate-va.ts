@@ -57,7 +57,7 @@
  * ShadowStack is refused (VsmError): this CPU has no CET, and
  * VsmCapabilities offers no supervisor shadow stacks.
  */
-import { KVM_X86_MBEC_ENABLE, KVM_X86_MBEC_ONLY_WITH_SMEP } from '../../kvm/mbec.js';
+import { mbecChecksUserFetch } from '../../kvm/mbec.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from '../../kvm/memory-attributes.js';
 import type { Vcpu } from '../../kvm/vcpu.js';
 import { HV_PAGE_SIZE, HvCacheType, HvTranslateGvaFlags as F, HvTranslateGvaResult as R } from '../../spec/tlfs.js';
@@ -320,9 +320,7 @@ function pageTableWriteCode(vcpu: Vcpu, gpa: number): number {
  * own fetch would (src/kvm/mbec.ts); else execute.
  */
 function executePermission(vcpu: Vcpu, pg: Paging, walk: Walk | null): number {
-  const mbec = vcpu.getMbecControl();
-  if (walk === null || !walk.user || (mbec & KVM_X86_MBEC_ENABLE) === 0) return ACCESS_EXEC;
-  return (mbec & KVM_X86_MBEC_ONLY_WITH_SMEP) !== 0 && (pg.cr4 & CR4_SMEP) === 0 ? ACCESS_EXEC : ACCESS_EXEC_USER;
+  return walk !== null && walk.user && mbecChecksUserFetch(vcpu.getMbecControl(), pg.cr4) ? ACCESS_EXEC_USER : ACCESS_EXEC;
 }
 
 /** Step 4 of the file comment for the translated GPA; `execute` is the permission a validated execute needs. */
