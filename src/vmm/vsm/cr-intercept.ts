@@ -52,8 +52,13 @@ export type RegisterAccessExit = Extract<VcpuExit, { reason: 'register-access' }
 /** One higher VTL's intercept registers on one VP. */
 export interface CrInterceptRegisters { control: bigint; cr0Mask: bigint; cr4Mask: bigint; miscEnableMask: bigint }
 
-/** The MSRs CrInterceptControl covers and their bits (a read bit only for those the sheet lists reads of). */
-const MSR_BITS: readonly { readonly msr: number; readonly read?: number; readonly write: number }[] = [
+/**
+ * The MSRs CrInterceptControl covers and their bits (a read bit only for
+ * those the sheet lists reads of); `mask`: the mask register a write must
+ * change a bit of to be intercepted.
+ */
+const MSR_BITS: readonly { readonly msr: number; readonly read?: number; readonly write: number; readonly mask?: 'miscEnableMask' }[] = [
+  { msr: MSR_IA32_MISC_ENABLE, read: B.MiscEnableRead, write: B.MiscEnableWrite, mask: 'miscEnableMask' },
   { msr: MSR_LSTAR, read: B.LstarRead, write: B.LstarWrite },
   { msr: MSR_STAR, read: B.StarRead, write: B.StarWrite },
   { msr: MSR_CSTAR, read: B.CstarRead, write: B.CstarWrite },
@@ -72,8 +77,7 @@ const has = (control: bigint, n: number | undefined): boolean => n !== undefined
 /** The CrInterceptControl bits this VMM intercepts; any other bit is refused. */
 export const CR_INTERCEPT_SUPPORTED: bigint = MSR_BITS.reduce(
   (m, e) => m | bit(e.write) | (e.read === undefined ? 0n : bit(e.read)),
-  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write) | bit(B.MiscEnableRead) | bit(B.MiscEnableWrite)
-    | bit(B.GdtrWrite) | bit(B.IdtrWrite) | bit(B.LdtrWrite) | bit(B.TrWrite),
+  bit(B.Cr0Write) | bit(B.Cr4Write) | bit(B.Xcr0Write) | bit(B.GdtrWrite) | bit(B.IdtrWrite) | bit(B.LdtrWrite) | bit(B.TrWrite),
 );
 
 const NONE: CrInterceptRegisters = Object.freeze({ control: 0n, cr0Mask: 0n, cr4Mask: 0n, miscEnableMask: 0n });
@@ -115,30 +119,32 @@ function above(vp: VsmVp, lower: number): { vtl: number; regs: CrInterceptRegist
 export function applyRegisterAccessExits(vp: VsmVp): void {
   vp.vcpus.forEach((v, lower) => {
     if (v === undefined) return;
-    let cr0Mask = 0n, cr4Mask = 0n, miscEnableMask = 0n, miscEnableWrite = false, xcr0 = false, gdtr = false, idtr = false, ldtr = false, tr = false;
-    const msrRead = new Set<number>(), msrWrite = new Set<number>();
+    let cr0Mask = 0n, cr4Mask = 0n, xcr0 = false, gdtr = false, idtr = false, ldtr = false, tr = false;
+    const msrRead = new Set<number>(), msrWrite = new Set<number>(), msrWriteMasks = new Map<number, bigint>();
     for (const { regs: r } of above(vp, lower)) {
       // CR0 and CR4 bits 63:32 are reserved (a write setting one is a #GP): kvm watches bits 31:0.
       if (has(r.control, B.Cr0Write)) cr0Mask |= r.cr0Mask & 0xffff_ffffn;
       if (has(r.control, B.Cr4Write)) cr4Mask |= r.cr4Mask & 0xffff_ffffn;
       if (has(r.control, B.Xcr0Write)) xcr0 = true;
-      if (has(r.control, B.MiscEnableRead)) msrRead.add(MSR_IA32_MISC_ENABLE);
-      if (has(r.control, B.MiscEnableWrite)) { miscEnableWrite = true; miscEnableMask |= r.miscEnableMask; }
       if (has(r.control, B.GdtrWrite)) gdtr = true;
       if (has(r.control, B.IdtrWrite)) idtr = true;
       if (has(r.control, B.LdtrWrite)) ldtr = true;
       if (has(r.control, B.TrWrite)) tr = true;
       for (const e of MSR_BITS) {
         if (has(r.control, e.read)) msrRead.add(e.msr);
-        if (has(r.control, e.write)) msrWrite.add(e.msr);
+        if (!has(r.control, e.write)) continue;
+        if (e.mask === undefined) msrWrite.add(e.msr);
+        else msrWriteMasks.set(e.msr, (msrWriteMasks.get(e.msr) ?? 0n) | r[e.mask]);
       }
     }
-    const msrWriteMasks = miscEnableWrite ? [{ msr: MSR_IA32_MISC_ENABLE, mask: miscEnableMask }] : [];
-    v.setRegisterAccessExits({ cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite], msrWriteMasks, gdtr, idtr, ldtr, tr });
+    v.setRegisterAccessExits({
+      cr0Mask, cr4Mask, xcr0, msrRead: [...msrRead], msrWrite: [...msrWrite],
+      msrWriteMasks: [...msrWriteMasks].map(([msr, mask]) => ({ msr, mask })), gdtr, idtr, ldtr, tr,
+    });
   });
 }
 
-/** Whether `r` intercepts the access of `exit` (`oldValue`: the CR0, CR4 or IA32_MISC_ENABLE being written over). */
+/** Whether `r` intercepts the access of `exit` (`oldValue`: the CR0, CR4 or masked MSR being written over). */
 function claims(r: CrInterceptRegisters, exit: RegisterAccessExit, oldValue: bigint): boolean {
   switch (exit.register) {
     case 'cr0': return has(r.control, B.Cr0Write) && ((oldValue ^ exit.value) & r.cr0Mask) !== 0n;
@@ -149,11 +155,9 @@ function claims(r: CrInterceptRegisters, exit: RegisterAccessExit, oldValue: big
     case 'ldtr': return has(r.control, B.LdtrWrite);
     case 'tr': return has(r.control, B.TrWrite);
     case 'msr': {
-      if (exit.msr === MSR_IA32_MISC_ENABLE) {
-        return exit.write ? has(r.control, B.MiscEnableWrite) && ((oldValue ^ exit.value) & r.miscEnableMask) !== 0n : has(r.control, B.MiscEnableRead);
-      }
       const e = MSR_BITS.find((m) => m.msr === exit.msr);
-      return e !== undefined && has(r.control, exit.write ? e.write : e.read);
+      if (e === undefined || !has(r.control, exit.write ? e.write : e.read)) return false;
+      return !exit.write || e.mask === undefined || ((oldValue ^ exit.value) & r[e.mask]) !== 0n;
     }
   }
 }
@@ -175,8 +179,8 @@ export function handleRegisterAccess(p: VsmPartition, vcpu: Vcpu, exit: Register
   const where = p.locate(vcpu);
   if (where === undefined) return { kind: 'not-vsm' };
   const vp = where.vp, s = vcpu.getSregs();
-  const old = exit.register === 'cr0' ? s.cr0 : exit.register === 'cr4' ? s.cr4
-    : exit.register === 'msr' && exit.msr === MSR_IA32_MISC_ENABLE ? vcpu.getMsrs([MSR_IA32_MISC_ENABLE])[0]!.data : 0n;
+  const masked = exit.register === 'msr' && exit.write && MSR_BITS.find((m) => m.msr === exit.msr)?.mask !== undefined;
+  const old = exit.register === 'cr0' ? s.cr0 : exit.register === 'cr4' ? s.cr4 : masked ? vcpu.getMsrs([exit.msr])[0]!.data : 0n;
   const target = vp.lowestAbove(where.vtl, (h) => { const regs = vp.crIntercepts[h]; return regs !== undefined && claims(regs, exit, old); });
   if (target < 0) return { kind: 'not-vsm' };
   const higher = vp.vcpus[target]!;
